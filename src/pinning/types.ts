@@ -1,0 +1,52 @@
+import type { AbortOptions } from 'abort-error'
+import type { CID } from 'multiformats/cid'
+
+export type PinType = 'recursive' | 'direct'
+export type PinListType = PinType | 'indirect' | 'all'
+
+export interface Pin {
+  cid: CID
+  type: PinType
+  name?: string
+  metadata?: Record<string, string>
+  /** Milliseconds since the epoch. */
+  created: number
+  /** Distinct blocks and bytes the pin holds (1 and the block size for a direct pin). */
+  blocks: number
+  bytes: number
+}
+
+export interface PinAddOptions extends AbortOptions {
+  recursive?: boolean
+  name?: string
+  metadata?: Record<string, string>
+  onProgress?(blocksSeen: number): void
+}
+
+export interface PinListed {
+  cid: CID
+  type: PinType | 'indirect'
+  name?: string
+}
+
+export interface PinVerifyResult {
+  cid: CID
+  ok: boolean
+  /** Blocks that are missing or whose bytes do not hash to their CID. */
+  bad: Array<{ cid: CID, error: 'missing' | 'hash-mismatch' | 'undecodable' }>
+}
+
+export interface PinManager {
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** Returns only after every block of the DAG and the pin record are durable on disk. */
+  add(cid: CID, options?: PinAddOptions): Promise<Pin>
+  rm(cid: CID, options?: AbortOptions & { recursive?: boolean }): Promise<Pin>
+  ls(options?: AbortOptions & { type?: PinListType, cids?: CID[], name?: string }): AsyncGenerator<PinListed>
+  get(cid: CID): Promise<Pin | undefined>
+  verify(options?: AbortOptions & { cids?: CID[] }): AsyncGenerator<PinVerifyResult>
+  /** Replace the pin on `from` by one on `to` (keeping name and metadata); `unpin: false` keeps both. */
+  update(from: CID, to: CID, options?: AbortOptions & { unpin?: boolean }): Promise<Pin>
+  /** Every block any pin reaches (GC's mark set). */
+  reachable(options?: AbortOptions): AsyncGenerator<CID>
+}

@@ -1,0 +1,40 @@
+import type { Blockstore } from 'interface-blockstore'
+import type { AbortOptions } from 'abort-error'
+import type { CID } from 'multiformats/cid'
+
+/**
+ * The blockstore of a repo. Writes are fast and unsynced; `sync()` makes every block written
+ * so far durable in one pass (files and their directories fsync'd), so callers batch the cost
+ * per add or per pin, never per block.
+ */
+export interface RepoBlockstore extends Blockstore {
+  /** Durably persist every block put so far (group commit: concurrent callers share one pass). */
+  sync(options?: AbortOptions): Promise<void>
+  /** Every CID in the store, without reading block bytes. */
+  cids(options?: AbortOptions): AsyncGenerator<CID>
+  /** Byte size of one block, or undefined when absent. */
+  size(cid: CID, options?: AbortOptions): Promise<number | undefined>
+  /** Totals, kept up to date without walking the disk. */
+  stat(): { blocks: number, bytes: number }
+  open(): Promise<void>
+  close(): Promise<void>
+}
+
+/**
+ * Leases protect blocks that an operation in progress (an add, a pin, an import) has written
+ * or relies on, until the pin record that references them is durable. GC never removes a
+ * leased block, and a block leased while a GC runs is kept for the rest of that run.
+ */
+export interface Lease {
+  add(cid: CID): void
+  close(): void
+}
+
+export interface BlockLeases {
+  open(): Lease
+  /** True when any open lease, or the current GC run's protected set, holds the CID. */
+  isProtected(cid: CID): boolean
+  /** Called by GC: from now until `endGc()`, every leased CID is remembered as protected. */
+  beginGc(): void
+  endGc(): void
+}
