@@ -1,0 +1,464 @@
+import { CID } from 'multiformats/cid'
+import { base32 } from 'multiformats/bases/base32'
+import { sha256, sha512 } from 'multiformats/hashes/sha2'
+import { sha1 } from 'multiformats/hashes/sha1'
+import { identity } from 'multiformats/hashes/identity'
+import { equals } from 'multiformats/bytes'
+import * as raw from 'multiformats/codecs/raw'
+import * as json from 'multiformats/codecs/json'
+import * as dagPb from '@ipld/dag-pb'
+import * as dagCbor from '@ipld/dag-cbor'
+import * as dagJson from '@ipld/dag-json'
+import { walkDag } from '../content/dag-walk.ts'
+import { isPinboxError } from '../errors.ts'
+import { NotPinnedError, PinBlockMissingError, PinManagerStoppedError, PinnedRecursivelyError } from './errors.ts'
+import type { AbortOptions } from 'abort-error'
+import type { AbstractLevel, AbstractSublevel, AbstractBatchOperation, AbstractBatchOptions } from 'abstract-level'
+import type { MultihashHasher } from 'multiformats/hashes/interface'
+import type { RepoBlockstore, BlockLeases, Lease } from '../store/types.ts'
+import type { Pin, PinAddOptions, PinListed, PinListType, PinManager, PinType, PinVerifyResult } from './types.ts'
+
+/** Any `level`-family database (a root `Level` or a sublevel of one). */
+export type PinDb = AbstractLevel<any, string, any>
+
+export interface PinManagerComponents {
+  db: PinDb
+  blockstore: Pick<RepoBlockstore, 'get' | 'has' | 'sync'>
+  leases: BlockLeases
+}
+
+export interface PinManagerInit {
+  /** CIDs per stored block-list chunk of a recursive pin. */
+  chunkSize?: number
+  /** Hashers `verify` knows besides sha2-256, sha2-512, sha1 and identity. */
+  hashers?: MultihashHasher[]
+  /** Walks a DAG yielding each distinct block once; the content layer's walker by default. */
+  walk?: typeof walkDag
+}
+
+/** What is stored under `pins/<key>`. */
+interface PinRecord {
+  cid: string
+  type: PinType
+  name?: string
+  metadata?: Record<string, string>
+  created: number
+  blocks: number
+  bytes: number
+  /** Number of `pinblocks/<key>/<n>` chunks (recursive pins only). */
+  chunks: number
+}
+
+type BadBlock = PinVerifyResult['bad'][number]
+type BlockError = BadBlock['error']
+
+const DEFAULT_CHUNK_SIZE = 1000
+
+/** classic-level's `sync` (fsync before the write resolves); abstract-level's types do not name it. */
+interface SyncBatchOptions extends AbstractBatchOptions<string, any> { sync: boolean }
+const SYNCED: SyncBatchOptions = { sync: true }
+const IDENTITY = 0x00
+
+const DECODERS = new Map<number, (bytes: Uint8Array) => unknown>([
+  [raw.code, raw.decode],
+  [json.code, json.decode],
+  [dagPb.code, dagPb.decode],
+  [dagCbor.code, dagCbor.decode],
+  [dagJson.code, dagJson.decode]
+])
+
+/**
+ * Keyed by multihash, not by CID, so that a CIDv0 and its CIDv1 are one pin (the blockstore
+ * keys blocks the same way).
+ */
+function pinKey (cid: CID): string {
+  return base32.baseEncode(cid.multihash.bytes)
+}
+
+function chunkKey (key: string, n: number): string {
+  return `${key}/${n.toString().padStart(8, '0')}`
+}
+
+function concat (parts: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length)
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.byteLength
+  }
+  return out
+}
+
+/** CID bytes are self-delimiting, so a chunk is just their concatenation. */
+function encodeChunk (cids: CID[]): Uint8Array {
+  let length = 0
+  for (const cid of cids) length += cid.bytes.byteLength
+  return concat(cids.map(c => c.bytes), length)
+}
+
+function * decodeChunk (bytes: Uint8Array): Generator<CID> {
+  let rest = bytes
+  while (rest.byteLength > 0) {
+    const [cid, remainder] = CID.decodeFirst(rest)
+    yield cid
+    rest = remainder
+  }
+}
+
+function isNotFound (err: unknown): boolean {
+  const e = err as { name?: string, code?: string } | null
+  return e?.name === 'NotFoundError' || e?.code === 'ERR_NOT_FOUND' || e?.code === 'ERR_BLOCK_MISSING'
+}
+
+async function readBlock (blockstore: Pick<RepoBlockstore, 'get'>, cid: CID, options?: AbortOptions): Promise<Uint8Array> {
+  if (cid.multihash.code === IDENTITY) return cid.multihash.digest
+  const parts: Uint8Array[] = []
+  let length = 0
+  for await (const part of blockstore.get(cid, options)) {
+    parts.push(part)
+    length += part.byteLength
+  }
+  return parts.length === 1 && parts[0] != null ? parts[0] : concat(parts, length)
+}
+
+function toPin (record: PinRecord): Pin {
+  const pin: Pin = {
+    cid: CID.parse(record.cid),
+    type: record.type,
+    created: record.created,
+    blocks: record.blocks,
+    bytes: record.bytes
+  }
+  if (record.name != null) pin.name = record.name
+  if (record.metadata != null) pin.metadata = record.metadata
+  return pin
+}
+
+function toListed (record: PinRecord): PinListed {
+  const listed: PinListed = { cid: CID.parse(record.cid), type: record.type }
+  if (record.name != null) listed.name = record.name
+  return listed
+}
+
+export function createPinManager (components: PinManagerComponents, init: PinManagerInit = {}): PinManager {
+  const { db, blockstore, leases } = components
+  const chunkSize = init.chunkSize ?? DEFAULT_CHUNK_SIZE
+  const walk = init.walk ?? walkDag
+  const hashers = new Map<number, MultihashHasher>()
+  for (const h of [sha256, sha512, sha1, identity as MultihashHasher, ...(init.hashers ?? [])]) hashers.set(h.code, h)
+
+  const pins: AbstractSublevel<PinDb, any, string, PinRecord> = db.sublevel<string, PinRecord>('pins', { valueEncoding: 'json' })
+  const pinBlocks: AbstractSublevel<PinDb, any, string, Uint8Array> = db.sublevel<string, Uint8Array>('pinblocks', { valueEncoding: 'view' })
+
+  let running = true
+  // Aborted by stop() so that walks in flight end promptly instead of outliving the store.
+  let stopController = new AbortController()
+  const inFlight = new Set<Promise<unknown>>()
+
+  function track<T> (p: Promise<T>): Promise<T> {
+    inFlight.add(p)
+    const done = (): void => { inFlight.delete(p) }
+    p.then(done, done)
+    return p
+  }
+
+  function ensureRunning (): void {
+    if (!running) throw new PinManagerStoppedError()
+  }
+
+  async function getRecord (cid: CID): Promise<PinRecord | undefined> {
+    return await pins.get(pinKey(cid))
+  }
+
+  function signalFor (options?: AbortOptions): AbortSignal {
+    return options?.signal == null ? stopController.signal : AbortSignal.any([options.signal, stopController.signal])
+  }
+
+  async function * recordBlocks (key: string, record: PinRecord): AsyncGenerator<CID> {
+    if (record.type === 'direct') {
+      yield CID.parse(record.cid)
+      return
+    }
+    for await (const chunk of pinBlocks.values({ gte: `${key}/`, lt: `${key}/\xff` })) {
+      yield * decodeChunk(chunk)
+    }
+  }
+
+  /** Leases each CID before it is read, so a GC sweeping now either spares it or the walk sees it gone. */
+  function leasedBlockstore (lease: Lease): Pick<RepoBlockstore, 'get' | 'has'> {
+    return {
+      get (cid, options) {
+        lease.add(cid)
+        if (cid.multihash.code === IDENTITY) {
+          const digest = cid.multihash.digest
+          return (function * () { yield digest })()
+        }
+        return blockstore.get(cid, options)
+      },
+      async has (cid, options) {
+        lease.add(cid)
+        return cid.multihash.code === IDENTITY ? true : await blockstore.has(cid, options)
+      }
+    }
+  }
+
+  async function doAdd (cid: CID, options: PinAddOptions): Promise<Pin> {
+    ensureRunning()
+    const recursive = options.recursive ?? true
+    const key = pinKey(cid)
+    const existing = await getRecord(cid)
+
+    // Nothing to fetch: only the label changes (a direct request never downgrades a recursive pin).
+    if (existing != null && (existing.type === 'recursive' || !recursive)) {
+      const record: PinRecord = { ...existing }
+      if (options.name != null) record.name = options.name
+      if (options.metadata != null) record.metadata = options.metadata
+      await db.batch([{ type: 'put', sublevel: pins, key, value: record }], SYNCED)
+      return toPin(record)
+    }
+
+    const signal = signalFor(options)
+    const lease = leases.open()
+    try {
+      const store = leasedBlockstore(lease)
+      const cids: CID[] = []
+      let bytes = 0
+      if (recursive) {
+        for await (const block of walk(store as any, cid, { signal })) {
+          cids.push(block.cid)
+          bytes += block.bytes.byteLength
+          options.onProgress?.(cids.length)
+        }
+      } else {
+        let block: Uint8Array
+        try {
+          block = await readBlock(store, cid, { signal })
+        } catch (err) {
+          if (isNotFound(err)) throw new PinBlockMissingError(`block missing: ${cid.toString()}`, { cause: err })
+          throw err
+        }
+        cids.push(cid)
+        bytes = block.byteLength
+        options.onProgress?.(1)
+      }
+      signal.throwIfAborted()
+
+      // Blocks first, then the record: a record must never point at blocks a power cut can lose.
+      await blockstore.sync({ signal })
+
+      const record: PinRecord = {
+        cid: cid.toString(),
+        type: recursive ? 'recursive' : 'direct',
+        created: existing?.created ?? Date.now(),
+        blocks: cids.length,
+        bytes,
+        chunks: recursive ? Math.ceil(cids.length / chunkSize) : 0
+      }
+      const name = options.name ?? existing?.name
+      const metadata = options.metadata ?? existing?.metadata
+      if (name != null) record.name = name
+      if (metadata != null) record.metadata = metadata
+
+      const ops: Array<AbstractBatchOperation<PinDb, string, any>> = [{ type: 'put', sublevel: pins, key, value: record }]
+      for (let n = 0; n < record.chunks; n++) {
+        ops.push({ type: 'put', sublevel: pinBlocks, key: chunkKey(key, n), value: encodeChunk(cids.slice(n * chunkSize, (n + 1) * chunkSize)) })
+      }
+      for (let n = record.chunks; n < (existing?.chunks ?? 0); n++) {
+        ops.push({ type: 'del', sublevel: pinBlocks, key: chunkKey(key, n) })
+      }
+      await db.batch(ops, SYNCED)
+      return toPin(record)
+    } catch (err) {
+      if (isNotFound(err) && !isPinboxError(err, PinBlockMissingError.code)) {
+        throw new PinBlockMissingError(`block missing under ${cid.toString()}`, { cause: err })
+      }
+      throw err
+    } finally {
+      lease.close()
+    }
+  }
+
+  async function doRm (cid: CID, options: AbortOptions & { recursive?: boolean }): Promise<Pin> {
+    ensureRunning()
+    options.signal?.throwIfAborted()
+    const key = pinKey(cid)
+    const record = await getRecord(cid)
+    if (record == null) throw new NotPinnedError(`${cid.toString()} is not pinned or pinned indirectly`)
+    if (record.type === 'recursive' && options.recursive === false) {
+      throw new PinnedRecursivelyError(`${cid.toString()} is pinned recursively`)
+    }
+    const ops: Array<AbstractBatchOperation<PinDb, string, any>> = [{ type: 'del', sublevel: pins, key }]
+    for (let n = 0; n < record.chunks; n++) ops.push({ type: 'del', sublevel: pinBlocks, key: chunkKey(key, n) })
+    await db.batch(ops, SYNCED)
+    return toPin(record)
+  }
+
+  async function checkBlock (cid: CID, options: AbortOptions): Promise<BlockError | undefined> {
+    let bytes: Uint8Array
+    try {
+      bytes = await readBlock(blockstore, cid, options)
+    } catch (err) {
+      if (isNotFound(err)) return 'missing'
+      throw err
+    }
+    const hasher = hashers.get(cid.multihash.code)
+    if (hasher == null) return 'undecodable'
+    const digest = await hasher.digest(bytes)
+    if (!equals(digest.digest, cid.multihash.digest)) return 'hash-mismatch'
+    const decode = DECODERS.get(cid.code)
+    if (decode != null) {
+      try {
+        decode(bytes)
+      } catch {
+        return 'undecodable'
+      }
+    }
+    return undefined
+  }
+
+  async function * scanRecords (options?: AbortOptions): AsyncGenerator<[string, PinRecord]> {
+    for await (const entry of pins.iterator()) {
+      options?.signal?.throwIfAborted()
+      yield entry
+    }
+  }
+
+  return {
+    async start () {
+      if (running) return
+      stopController = new AbortController()
+      running = true
+    },
+
+    async stop () {
+      if (!running) return
+      running = false
+      stopController.abort(new PinManagerStoppedError())
+      await Promise.allSettled([...inFlight])
+    },
+
+    async add (cid, options = {}) {
+      return await track(doAdd(cid, options))
+    },
+
+    async rm (cid, options = {}) {
+      return await track(doRm(cid, options))
+    },
+
+    async get (cid) {
+      const record = await getRecord(cid)
+      return record == null ? undefined : toPin(record)
+    },
+
+    async * ls (options = {}) {
+      const type: PinListType = options.type ?? 'all'
+      const wantRecursive = type === 'all' || type === 'recursive'
+      const wantDirect = type === 'all' || type === 'direct'
+      // Indirect entries carry no name, so a name filter leaves them out.
+      const wantIndirect = (type === 'all' || type === 'indirect') && options.name == null
+      const nameOk = (r: PinRecord): boolean => options.name == null || r.name === options.name
+      const typeOk = (r: PinRecord): boolean => r.type === 'recursive' ? wantRecursive : wantDirect
+
+      if (options.cids != null) {
+        // Resolve every CID before yielding any, so a caller never acts on half an answer.
+        const out: PinListed[] = []
+        const lookIndirect = new Map<string, CID>()
+        for (const cid of options.cids) {
+          const record = await getRecord(cid)
+          if (record != null && typeOk(record) && nameOk(record)) out.push({ ...toListed(record), cid })
+          else if (wantIndirect) lookIndirect.set(pinKey(cid), cid)
+          else throw new NotPinnedError(`${cid.toString()} is not pinned`)
+        }
+        if (lookIndirect.size > 0) {
+          const found = new Set<string>()
+          for await (const [key, record] of scanRecords(options)) {
+            if (record.type !== 'recursive') continue
+            for await (const block of recordBlocks(key, record)) {
+              const k = pinKey(block)
+              if (k !== key && lookIndirect.has(k)) found.add(k)
+            }
+          }
+          for (const [k, cid] of lookIndirect) {
+            if (!found.has(k)) throw new NotPinnedError(`${cid.toString()} is not pinned`)
+            out.push({ cid, type: 'indirect' })
+          }
+        }
+        yield * out
+        return
+      }
+
+      const emitted = new Set<string>()
+      const recursiveKeys: Array<[string, PinRecord]> = []
+      for await (const [key, record] of scanRecords(options)) {
+        if (record.type === 'recursive') recursiveKeys.push([key, record])
+        if (typeOk(record) && nameOk(record)) {
+          emitted.add(key)
+          yield toListed(record)
+        }
+      }
+      if (!wantIndirect) return
+      for (const [key, record] of recursiveKeys) {
+        for await (const block of recordBlocks(key, record)) {
+          const k = pinKey(block)
+          if (k === key || emitted.has(k)) continue
+          emitted.add(k)
+          yield { cid: block, type: 'indirect' }
+        }
+      }
+    },
+
+    async * verify (options = {}) {
+      const targets: Array<[string, PinRecord]> = []
+      if (options.cids != null) {
+        for (const cid of options.cids) {
+          const record = await getRecord(cid)
+          if (record == null) throw new NotPinnedError(`${cid.toString()} is not pinned`)
+          targets.push([pinKey(cid), record])
+        }
+      }
+      // A block shared by many pins is read and hashed once per verify run.
+      const seen = new Map<string, BlockError | undefined>()
+      const source = options.cids != null ? targets : scanRecords(options)
+      for await (const [key, record] of source) {
+        const bad: BadBlock[] = []
+        for await (const cid of recordBlocks(key, record)) {
+          options.signal?.throwIfAborted()
+          const k = pinKey(cid)
+          let error: BlockError | undefined
+          if (seen.has(k)) {
+            error = seen.get(k)
+          } else {
+            error = await checkBlock(cid, options)
+            seen.set(k, error)
+          }
+          if (error != null) bad.push({ cid, error })
+        }
+        yield { cid: CID.parse(record.cid), ok: bad.length === 0, bad }
+      }
+    },
+
+    async update (from, to, options = {}) {
+      const record = await getRecord(from)
+      if (record == null) throw new NotPinnedError(`${from.toString()} is not pinned`)
+      const addOptions: PinAddOptions = { recursive: record.type === 'recursive' }
+      if (options.signal != null) addOptions.signal = options.signal
+      if (record.name != null) addOptions.name = record.name
+      if (record.metadata != null) addOptions.metadata = record.metadata
+      // The new pin is durable before the old one goes, so a crash in between keeps both.
+      const pin = await track(doAdd(to, addOptions))
+      if (options.unpin !== false && pinKey(from) !== pinKey(to)) await track(doRm(from, { signal: options.signal }))
+      return pin
+    },
+
+    async * reachable (options = {}) {
+      // Recursive roots are the first CID of their own block list; direct pins have no list.
+      for await (const [, record] of scanRecords(options)) {
+        if (record.type === 'direct') yield CID.parse(record.cid)
+      }
+      for await (const chunk of pinBlocks.values()) {
+        options.signal?.throwIfAborted()
+        yield * decodeChunk(chunk)
+      }
+    }
+  }
+}
