@@ -9,6 +9,8 @@ export interface ImportOptions extends AbortOptions {
   maxChildrenPerNode: number
   /** Directories with more links than Kubo's threshold (256 KiB of link bytes) become HAMT shards. */
   shardSplitThresholdBytes: number
+  /** How the threshold is measured: Kubo's classic link-bytes estimate or the encoded block size (IPIP-499). Default 'links-bytes'. */
+  shardSplitStrategy?: 'links-bytes' | 'block-bytes'
   wrapWithDirectory: boolean
   /** Compute CIDs without writing a block. */
   onlyHash: boolean
@@ -19,8 +21,10 @@ export interface ImportOptions extends AbortOptions {
 export interface ImportCandidate {
   /** Path inside the import; '' or undefined for a lone file. */
   path?: string
-  /** Absent for a directory. */
+  /** Absent for a directory (and a symlink). */
   content?: AsyncIterable<Uint8Array>
+  /** Makes the entry a UnixFS symlink pointing here, as Kubo adds symlinks found on disk. */
+  symlinkTarget?: string
   mode?: number
   mtime?: { secs: bigint, nsecs?: number }
 }

@@ -1,0 +1,137 @@
+import * as dagCbor from '@ipld/dag-cbor'
+import * as dagJson from '@ipld/dag-json'
+import * as dagPb from '@ipld/dag-pb'
+import { CID } from 'multiformats/cid'
+import * as json from 'multiformats/codecs/json'
+import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
+import { sha256, sha512 } from 'multiformats/hashes/sha2'
+import { BlockMissingError, UnsupportedCodecError, UnsupportedHashError } from './errors.ts'
+import type { Blockstore } from 'interface-blockstore'
+import type { AbortOptions } from 'abort-error'
+import type { MultihashHasher } from 'multiformats/hashes/interface'
+
+export const CBOR_CODE = 0x51
+export const IDENTITY_CODE = identity.code
+
+/** Reads one whole block; the store's NotFoundError becomes our typed ERR_BLOCK_MISSING. */
+export async function readBlock (blockstore: Pick<Blockstore, 'get'>, cid: CID, options: AbortOptions = {}): Promise<Uint8Array> {
+  if (cid.multihash.code === IDENTITY_CODE) {
+    return cid.multihash.digest
+  }
+  const chunks: Uint8Array[] = []
+  let length = 0
+  try {
+    for await (const chunk of blockstore.get(cid, options)) {
+      chunks.push(chunk)
+      length += chunk.byteLength
+    }
+  } catch (err: any) {
+    if (err?.name === 'NotFoundError' || err?.code === 'ERR_NOT_FOUND') {
+      throw new BlockMissingError(cid, { cause: err })
+    }
+    throw err
+  }
+  if (chunks.length === 1 && chunks[0] != null) {
+    return chunks[0]
+  }
+  const out = new Uint8Array(length)
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return out
+}
+
+/**
+ * The CIDs a block links to, in the order they appear in its encoding. For dag-cbor and
+ * dag-json, map keys are visited in each codec's canonical key order (the order the encoder
+ * wrote them), not in JS property order, which would put integer-like keys first.
+ */
+export function blockLinks (cid: CID, bytes: Uint8Array): CID[] {
+  switch (cid.code) {
+    case dagPb.code:
+      return dagPb.decode(bytes).Links.map(link => link.Hash)
+    case raw.code:
+    case json.code:
+    case CBOR_CODE:
+      return []
+    case dagCbor.code: {
+      const out: CID[] = []
+      collectLinks(dagCbor.decode(bytes), out, compareDagCborKeys)
+      return out
+    }
+    case dagJson.code: {
+      const out: CID[] = []
+      collectLinks(dagJson.decode(bytes), out, compareDagJsonKeys)
+      return out
+    }
+    default:
+      throw new UnsupportedCodecError(cid)
+  }
+}
+
+const utf8 = new TextEncoder()
+
+function compareBytes (a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0)
+    if (d !== 0) {
+      return d
+    }
+  }
+  return a.length - b.length
+}
+
+/** RFC 7049 canonical order, as dag-cbor encodes: shorter keys first, then bytewise. */
+function compareDagCborKeys (a: string, b: string): number {
+  const ab = utf8.encode(a)
+  const bb = utf8.encode(b)
+  return ab.length !== bb.length ? ab.length - bb.length : compareBytes(ab, bb)
+}
+
+/** dag-json sorts keys as strings. */
+function compareDagJsonKeys (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function collectLinks (value: unknown, out: CID[], compare: (a: string, b: string) => number): void {
+  if (value == null || typeof value !== 'object' || value instanceof Uint8Array) {
+    return
+  }
+  const cid = CID.asCID(value)
+  if (cid != null) {
+    out.push(cid)
+    return
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      collectLinks(item, out, compare)
+    }
+    return
+  }
+  const record = value as Record<string, unknown>
+  for (const key of Object.keys(record).sort(compare)) {
+    collectLinks(record[key], out, compare)
+  }
+}
+
+const HASHERS = new Map<number, MultihashHasher<number>>([
+  [sha256.code, sha256],
+  [sha512.code, sha512],
+  [identity.code, identity]
+])
+
+/** True when `bytes` hash to `cid`'s multihash. */
+export async function verifyBlock (cid: CID, bytes: Uint8Array): Promise<boolean> {
+  const hasher = HASHERS.get(cid.multihash.code)
+  if (hasher == null) {
+    throw new UnsupportedHashError(cid)
+  }
+  const digest = (await hasher.digest(bytes)).digest
+  const expected = cid.multihash.digest
+  // truncated multihashes (a shorter declared length) compare on their prefix
+  return expected.length <= digest.length && compareBytes(digest.subarray(0, expected.length), expected) === 0
+}

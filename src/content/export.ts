@@ -1,0 +1,320 @@
+import { once } from 'node:events'
+import { createWriteStream } from 'node:fs'
+import { mkdir, symlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { exporter, NotFoundError as ExporterNotFoundError } from 'ipfs-unixfs-exporter'
+import { CID } from 'multiformats/cid'
+import { pack as tarPack } from 'tar-stream'
+import { BlockMissingError, InvalidCidError, NotAFileError, NotADirectoryError, PathNotFoundError, UnsafePathError } from './errors.ts'
+import type { EntryType, GetEntry, LsEntry } from './types.ts'
+import type { Blockstore } from 'interface-blockstore'
+import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
+import type { Header as TarHeader } from 'tar-stream'
+
+export type ExportBlockstore = Pick<Blockstore, 'get'>
+
+export interface ParsedPath {
+  cid: CID
+  /** Path segments below the CID, never empty strings. */
+  segments: string[]
+}
+
+/** Accepts `CID`, `CID/a/b`, `/ipfs/CID/a/b` (and a CID object). */
+export function parseContentPath (path: string | CID): ParsedPath {
+  const asCid = CID.asCID(path)
+  if (asCid != null) {
+    return { cid: asCid, segments: [] }
+  }
+  let rest = String(path).trim()
+  if (rest.startsWith('/ipfs/')) {
+    rest = rest.slice('/ipfs/'.length)
+  } else if (rest.startsWith('ipfs/')) {
+    rest = rest.slice('ipfs/'.length)
+  }
+  const [first = '', ...segments] = rest.split('/')
+  let cid: CID
+  try {
+    cid = CID.parse(first)
+  } catch (err) {
+    throw new InvalidCidError(first, { cause: err })
+  }
+  return { cid, segments: segments.filter(s => s !== '') }
+}
+
+export interface ResolveOptions {
+  signal?: AbortSignal
+}
+
+/** Walks a content path to its UnixFS (or IPLD) entry, with pinbox's typed errors. */
+export async function resolvePath (blockstore: ExportBlockstore, path: string | CID, options: ResolveOptions = {}): Promise<UnixFSEntry> {
+  const { cid, segments } = parseContentPath(path)
+  const full = [cid.toString(), ...segments].join('/')
+  try {
+    return await exporter(segments.length === 0 ? cid : full, blockstore, { signal: options.signal })
+  } catch (err) {
+    throw translateError(err, full)
+  }
+}
+
+function translateError (err: any, path: string): unknown {
+  if (err instanceof ExporterNotFoundError) {
+    const segment = /No link "([^"]*)"/.exec(err.message)?.[1]
+    return new PathNotFoundError(path, segment, { cause: err })
+  }
+  if (err?.name === 'NotFoundError' || err?.code === 'ERR_NOT_FOUND') {
+    // the blockstore's own NotFoundError: a block on the way is not here
+    const cid = /(?:^|\s)(baf\w+|Qm\w+)/.exec(String(err?.message))?.[1]
+    return cid == null ? err : new BlockMissingError(CID.parse(cid), { cause: err })
+  }
+  if (err?.name === 'NotUnixFSError' || err?.name === 'NoResolverError') {
+    return new PathNotFoundError(path, undefined, { cause: err })
+  }
+  return err
+}
+
+function entryType (entry: UnixFSEntry): EntryType {
+  if (entry.type === 'file' && entry.unixfs.type === 'symlink') {
+    return 'symlink'
+  }
+  return entry.type
+}
+
+export interface CatOptions {
+  offset?: number
+  length?: number
+  signal?: AbortSignal
+}
+
+/** The bytes of a file (UnixFS file, raw block or identity CID), optionally a range of them. */
+export async function * cat (blockstore: ExportBlockstore, path: string | CID, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
+  const entry = await resolvePath(blockstore, path, options)
+  const label = typeof path === 'string' ? path : path.toString()
+  if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
+    throw new NotAFileError(label)
+  }
+  if (entry.type === 'file' && entry.unixfs.type === 'symlink') {
+    throw new NotAFileError(label)
+  }
+  try {
+    if (entry.type === 'file') {
+      yield * entry.content(options)
+    } else {
+      yield * entry.content(options)
+    }
+  } catch (err) {
+    throw translateError(err, label)
+  }
+}
+
+/** Listing of a directory (HAMT shards included); a file lists as itself, like `ipfs ls`. */
+export async function * ls (blockstore: ExportBlockstore, path: string | CID, options: ResolveOptions = {}): AsyncGenerator<LsEntry> {
+  const entry = await resolvePath(blockstore, path, options)
+  if (entry.type !== 'directory') {
+    if (entry.type === 'object') {
+      throw new NotADirectoryError(String(path))
+    }
+    yield { name: entry.name, path: entry.path, cid: entry.cid, size: fileSize(entry), type: entryType(entry) }
+    return
+  }
+  // Each child is loaded for its type and size; a few at a time keeps large directories quick.
+  yield * orderedMap(entry.entries({ signal: options.signal }), LS_CONCURRENCY, async (child) => {
+    const resolved = await resolvePath(blockstore, child.cid, options)
+    return { name: child.name, path: child.path, cid: child.cid, size: fileSize(resolved), type: entryType(resolved) }
+  })
+}
+
+const LS_CONCURRENCY = 16
+
+function fileSize (entry: UnixFSEntry): bigint {
+  switch (entry.type) {
+    case 'file':
+      return entry.unixfs.type === 'symlink' ? BigInt(entry.unixfs.data?.byteLength ?? 0) : entry.unixfs.fileSize()
+    case 'raw':
+    case 'identity':
+      return entry.size
+    default:
+      return 0n
+  }
+}
+
+async function * orderedMap<T, R> (source: AsyncIterable<T>, concurrency: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
+  const queue: Array<Promise<R>> = []
+  try {
+    for await (const item of source) {
+      const p = fn(item)
+      p.catch(() => {})
+      queue.push(p)
+      if (queue.length >= concurrency) {
+        yield await (queue.shift() as Promise<R>)
+      }
+    }
+    while (queue.length > 0) {
+      yield await (queue.shift() as Promise<R>)
+    }
+  } finally {
+    queue.length = 0
+  }
+}
+
+/** A name that is safe as one path component on every OS we run on. */
+function assertSafeName (name: string, path: string): void {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\\') || name.includes('\0')) {
+    throw new UnsafePathError(path, name)
+  }
+}
+
+/**
+ * The tree under a path, depth-first: each directory before its contents, link order kept.
+ * Paths start with the root's name (its last path segment, or its CID). Link names from the
+ * DAG are untrusted: `..`, `/` and empty names stop the walk with ERR_UNSAFE_PATH.
+ */
+export async function * get (blockstore: ExportBlockstore, path: string | CID, options: ResolveOptions = {}): AsyncGenerator<GetEntry> {
+  const entry = await resolvePath(blockstore, path, options)
+  const { cid, segments } = parseContentPath(path)
+  const rootName = segments.at(-1) ?? cid.toString()
+  yield * getEntries(blockstore, entry, rootName, options)
+}
+
+async function * getEntries (blockstore: ExportBlockstore, entry: UnixFSEntry, path: string, options: ResolveOptions): AsyncGenerator<GetEntry> {
+  options.signal?.throwIfAborted()
+  const meta = (entry.type === 'file' || entry.type === 'directory')
+    ? {
+        ...(entry.unixfs.mode == null ? {} : { mode: entry.unixfs.mode }),
+        ...(entry.unixfs.mtime == null ? {} : { mtime: new Date(Number(entry.unixfs.mtime.secs) * 1000 + Math.floor((entry.unixfs.mtime.nsecs ?? 0) / 1e6)) })
+      }
+    : {}
+  switch (entry.type) {
+    case 'directory': {
+      yield { path, type: 'directory', size: 0n, ...meta }
+      for await (const child of entry.entries({ signal: options.signal })) {
+        assertSafeName(child.name, `${path}/${child.name}`)
+        const resolved = await resolvePath(blockstore, child.cid, options)
+        yield * getEntries(blockstore, resolved, `${path}/${child.name}`, options)
+      }
+      return
+    }
+    case 'file': {
+      if (entry.unixfs.type === 'symlink') {
+        const target = new TextDecoder().decode(entry.unixfs.data ?? new Uint8Array(0))
+        yield { path, type: 'symlink', target, size: BigInt(target.length), ...meta }
+        return
+      }
+      yield { path, type: 'file', size: entry.unixfs.fileSize(), content: () => entry.content(options), ...meta }
+      return
+    }
+    case 'raw':
+    case 'identity':
+      yield { path, type: 'file', size: entry.size, content: () => entry.content(options) }
+      return
+    default:
+      throw new NotAFileError(path)
+  }
+}
+
+/** A tar archive of `get` entries, as Kubo's `/api/v0/get` returns. */
+export async function * tarStream (entries: AsyncIterable<GetEntry>): AsyncGenerator<Uint8Array> {
+  const pack = tarPack()
+  const closed = once(pack, 'close').catch(() => {})
+
+  const addEntry = async (header: Partial<TarHeader> & Pick<TarHeader, 'name'>, content?: AsyncIterable<Uint8Array>): Promise<void> => {
+    let done!: (err?: Error | null) => void
+    const finished = new Promise<void>((resolve, reject) => {
+      done = (err) => {
+        if (err == null) {
+          resolve()
+        } else {
+          reject(err)
+        }
+      }
+    })
+    const sink = pack.entry(header, (err) => { done(err) })
+    if (content != null) {
+      for await (const chunk of content) {
+        if (!sink.write(chunk)) {
+          await Promise.race([once(sink, 'drain'), closed])
+        }
+      }
+    }
+    sink.end(undefined)
+    await Promise.race([finished, closed])
+  }
+
+  const producer = (async () => {
+    try {
+      for await (const entry of entries) {
+        const mtime = entry.mtime ?? new Date(0)
+        if (entry.type === 'directory') {
+          await addEntry({ name: entry.path, type: 'directory', mode: entry.mode ?? 0o755, mtime })
+        } else if (entry.type === 'symlink') {
+          await addEntry({ name: entry.path, type: 'symlink', linkname: entry.target ?? '', mode: entry.mode ?? 0o777, mtime })
+        } else {
+          await addEntry({ name: entry.path, type: 'file', size: Number(entry.size), mode: entry.mode ?? 0o644, mtime }, entry.content?.())
+        }
+      }
+      pack.finalize()
+    } catch (err: any) {
+      pack.destroy(err)
+    }
+  })()
+
+  try {
+    for await (const chunk of pack) {
+      yield chunk as Uint8Array
+    }
+  } finally {
+    pack.destroy()
+    await producer
+  }
+}
+
+/**
+ * Writes `get` entries under `outPath` (the root entry becomes `outPath` itself), as
+ * `pinbox get -o`. Never follows or replaces anything already on disk: files are created
+ * exclusively and every parent must be a directory this call made.
+ */
+export async function writeToFileSystem (entries: AsyncIterable<GetEntry>, outPath: string): Promise<void> {
+  let root: string | undefined
+  const madeDirs = new Set<string>()
+  for await (const entry of entries) {
+    if (root == null) {
+      root = entry.path
+    }
+    let rel: string
+    if (entry.path === root) {
+      rel = ''
+    } else if (entry.path.startsWith(`${root}/`)) {
+      rel = entry.path.slice(root.length + 1)
+    } else {
+      throw new UnsafePathError(entry.path, entry.path)
+    }
+    const parts = rel === '' ? [] : rel.split('/')
+    for (const part of parts) {
+      assertSafeName(part, entry.path)
+    }
+    const parent = parts.slice(0, -1).join('/')
+    if (parts.length > 0 && !madeDirs.has(parent)) {
+      throw new UnsafePathError(entry.path, parts.at(-1) ?? '')
+    }
+    const target = parts.length === 0 ? outPath : join(outPath, ...parts)
+    if (entry.type === 'directory') {
+      await mkdir(target, { recursive: parts.length === 0 })
+      madeDirs.add(rel)
+    } else if (entry.type === 'symlink') {
+      await symlink(entry.target ?? '', target)
+    } else {
+      const out = createWriteStream(target, { flags: 'wx', mode: entry.mode ?? 0o644 })
+      try {
+        for await (const chunk of entry.content?.() ?? []) {
+          if (!out.write(chunk)) {
+            await once(out, 'drain')
+          }
+        }
+        out.end()
+        await once(out, 'finish')
+      } catch (err) {
+        out.destroy()
+        throw err
+      }
+    }
+  }
+}
