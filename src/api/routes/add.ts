@@ -1,0 +1,195 @@
+import { importContent } from '../../content/import.ts'
+import { parseChunker } from '../../content/profiles.ts'
+import { requestSignal, streamHeaders, ndjson } from '../args.ts'
+import { MissingUploadError, NotSupportedError } from '../errors.ts'
+import { leasedWriter, uploadEntries } from '../upload.ts'
+import { q, query, rpc } from './rpc.ts'
+import type { ImportOptions } from '../../content/types.ts'
+import type { RouteOptions } from '../server.ts'
+import type { FastifyInstance } from 'fastify'
+import type { CID } from 'multiformats/cid'
+
+interface AddQuery {
+  'cid-version'?: number
+  'raw-leaves'?: boolean
+  chunker?: string
+  'wrap-with-directory'?: boolean
+  'only-hash'?: boolean
+  pin?: boolean
+  'pin-name'?: string
+  progress?: boolean
+  quiet?: boolean
+  quieter?: boolean
+  silent?: boolean
+  hash?: string
+  trickle?: boolean
+}
+
+const addQuery = query({
+  'cid-version': { type: 'integer', enum: [0, 1] },
+  'raw-leaves': q.bool,
+  chunker: q.str,
+  'wrap-with-directory': q.bool,
+  'only-hash': q.bool,
+  pin: q.bool,
+  'pin-name': q.str,
+  progress: q.bool,
+  quiet: q.bool,
+  quieter: q.bool,
+  silent: q.bool,
+  hash: q.str,
+  trickle: q.bool
+})
+
+/** Kubo's flags over the configured profile, with Kubo's rule that CIDv1 implies raw leaves. */
+export function importOptionsFor (defaults: ImportOptions, query: AddQuery): ImportOptions {
+  if (query.hash != null && query.hash !== 'sha2-256') {
+    throw new NotSupportedError(`hash function "${query.hash}" is not supported: only sha2-256`)
+  }
+  if (query.trickle === true) {
+    throw new NotSupportedError('the trickle layout is not supported')
+  }
+  const cidVersion = query['cid-version'] === 0 || query['cid-version'] === 1 ? query['cid-version'] : defaults.cidVersion
+  let rawLeaves = query['raw-leaves'] ?? defaults.rawLeaves
+  if (query['raw-leaves'] == null && query['cid-version'] != null) {
+    rawLeaves = query['cid-version'] === 1
+  }
+  return {
+    ...defaults,
+    cidVersion,
+    rawLeaves,
+    chunkSize: query.chunker == null ? defaults.chunkSize : parseChunker(query.chunker),
+    wrapWithDirectory: query['wrap-with-directory'] ?? defaults.wrapWithDirectory,
+    onlyHash: query['only-hash'] ?? defaults.onlyHash
+  }
+}
+
+interface AddLine {
+  Name: string
+  Hash?: string
+  Size?: string
+  Bytes?: number
+}
+
+export async function addRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { components, maxBodyBytes } = options
+
+  rpc<AddQuery>(app, '/add', { querystring: addQuery }, async (request, reply) => {
+    const qs = request.query
+    const importOptions = importOptionsFor(components.importDefaults, qs)
+    const pin = (qs.pin ?? true) && !importOptions.onlyHash
+    if (!request.isMultipart()) {
+      throw new MissingUploadError()
+    }
+    const signal = requestSignal(request, reply)
+    const controller = new AbortController()
+    const abort = (): void => { controller.abort(signal.reason) }
+    signal.addEventListener('abort', abort, { once: true })
+
+    const run = async (push: (line: AddLine) => void): Promise<void> => {
+      const lease = components.leases.open()
+      try {
+        const entries = uploadEntries(request, {
+          maxBytes: maxBodyBytes,
+          signal: controller.signal,
+          ...(qs.progress === true ? { onFileProgress: (path, bytes) => { push({ Name: path, Bytes: bytes }) } } : {})
+        })
+        const candidates = async function * () {
+          for await (const entry of entries) {
+            yield {
+              ...(entry.path === '' ? {} : { path: entry.path }),
+              ...(entry.content == null ? {} : { content: entry.content }),
+              ...(entry.mode == null ? {} : { mode: entry.mode }),
+              ...(entry.mtime == null ? {} : { mtime: entry.mtime })
+            }
+          }
+        }
+        const lines: AddLine[] = []
+        const roots: CID[] = []
+        let sawEntry = false
+        try {
+          for await (const entry of importContent(leasedWriter(components.blockstore, lease), candidates(), { ...importOptions, signal: controller.signal })) {
+            sawEntry = true
+            // Kubo names a nameless file by its CID; the wrapping directory keeps ''
+            const name = entry.path === '' && !importOptions.wrapWithDirectory ? entry.cid.toString() : entry.path
+            lines.push({ Name: name, Hash: entry.cid.toString(), Size: entry.size.toString() })
+            // top-level entries are what the user added; with wrapping, only the wrapper
+            const topLevel = importOptions.wrapWithDirectory ? entry.path === '' : !entry.path.includes('/')
+            if (topLevel) roots.push(entry.cid)
+          }
+        } catch (err) {
+          // stop reading the upload; the error decides the response
+          controller.abort(err)
+          throw err
+        }
+        if (!sawEntry) {
+          throw new MissingUploadError()
+        }
+        if (!importOptions.onlyHash) {
+          if (pin) {
+            for (const root of uniqueCids(roots)) {
+              await components.pins.add(root, { ...(qs['pin-name'] == null ? {} : { name: qs['pin-name'] }), signal: controller.signal })
+            }
+          } else {
+            await components.blockstore.sync({ signal: controller.signal })
+          }
+        }
+        // the last line tells the client the add is done, so it goes out only once pins are durable
+        const quietest = qs.quieter === true || qs.silent === true
+        for (const line of quietest ? lines.slice(-1) : lines) {
+          if (qs.silent !== true) push(line)
+        }
+      } finally {
+        lease.close()
+        signal.removeEventListener('abort', abort)
+      }
+      if (!importOptions.onlyHash) components.autoGc?.poke()
+    }
+
+    if (qs.progress !== true) {
+      // without progress nothing needs streaming, so an error still gets its own status
+      const lines: AddLine[] = []
+      await run(line => { lines.push(line) })
+      streamHeaders(reply, 'ndjson')
+      return reply.send(lines.map(line => JSON.stringify(line) + '\n').join(''))
+    }
+    streamHeaders(reply, 'ndjson')
+    return reply.send(ndjson(channel(run)))
+  })
+}
+
+function uniqueCids (cids: CID[]): CID[] {
+  const seen = new Set<string>()
+  return cids.filter(cid => {
+    const key = cid.toString()
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  })
+}
+
+/** Turns a producer that pushes values into an async generator that yields them as they come. */
+async function * channel<T> (produce: (push: (value: T) => void) => Promise<void>): AsyncGenerator<T> {
+  const queue: T[] = []
+  let wake: (() => void) | undefined
+  let done = false
+  let failure: { err: unknown } | undefined
+  const notify = (): void => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+  produce(value => { queue.push(value); notify() }).then(
+    () => { done = true; notify() },
+    (err: unknown) => { failure = { err }; done = true; notify() }
+  )
+  while (true) {
+    if (queue.length > 0) {
+      yield queue.shift() as T
+      continue
+    }
+    if (done) break
+    await new Promise<void>(resolve => { wake = resolve })
+  }
+  if (failure != null) throw failure.err
+}

@@ -1,0 +1,124 @@
+import { args, ndjson, primed, requestSignal, streamHeaders } from '../args.ts'
+import { NotPinnedError } from '../../pinning/errors.ts'
+import { resolveArg } from '../resolve.ts'
+import { q, query, rpc } from './rpc.ts'
+import type { PinListType } from '../../pinning/types.ts'
+import type { RouteOptions } from '../server.ts'
+import type { FastifyInstance } from 'fastify'
+
+const pinsResponse = {
+  200: { type: 'object', properties: { Pins: { type: 'array', items: { type: 'string' } } } }
+} as const
+
+const PIN_LIST_TYPES = ['all', 'recursive', 'direct', 'indirect'] as const
+
+export async function pinRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { components } = options
+  const { pins, blockstore } = components
+
+  rpc<{ arg?: string[], recursive?: boolean, name?: string }>(app, '/add', {
+    querystring: query({ arg: q.args, recursive: q.bool, name: q.str, progress: q.bool }),
+    response: pinsResponse
+  }, async (request, reply) => {
+    const signal = requestSignal(request, reply)
+    const cids = []
+    for (const arg of args(request.query, { min: 1, name: 'ipfs-path' })) {
+      cids.push(await resolveArg(blockstore, arg, { signal }))
+    }
+    const recursive = request.query.recursive ?? true
+    for (const cid of cids) {
+      await pins.add(cid, { recursive, signal, ...(request.query.name == null ? {} : { name: request.query.name }) })
+    }
+    return { Pins: cids.map(cid => cid.toString()) }
+  })
+
+  rpc<{ arg?: string[], type?: PinListType, name?: string, stream?: boolean, names?: boolean, quiet?: boolean }>(app, '/ls', {
+    querystring: query({ arg: q.args, type: { type: 'string', enum: PIN_LIST_TYPES }, name: q.str, stream: q.bool, names: q.bool, quiet: q.bool })
+  }, async (request, reply) => {
+    const signal = requestSignal(request, reply)
+    const cids = []
+    for (const arg of args(request.query)) {
+      cids.push(await resolveArg(blockstore, arg, { signal }))
+    }
+    const listed = pins.ls({
+      type: request.query.type ?? 'all',
+      signal,
+      ...(cids.length > 0 ? { cids } : {}),
+      ...(request.query.name == null || request.query.name === '' ? {} : { name: request.query.name })
+    })
+    const toLine = (pin: { cid: { toString(): string }, type: string, name?: string }): { Cid: string, Type: string, Name?: string } => ({
+      Cid: pin.cid.toString(),
+      Type: pin.type,
+      ...(pin.name == null ? {} : { Name: pin.name })
+    })
+    if (request.query.stream === true) {
+      const source = await primed(listed)
+      streamHeaders(reply, 'ndjson')
+      return reply.send(ndjson((async function * () { for await (const pin of source) yield toLine(pin) })()))
+    }
+    const keys: Record<string, { Type: string, Name?: string }> = {}
+    for await (const pin of listed) {
+      keys[pin.cid.toString()] = { Type: pin.type, ...(pin.name == null ? {} : { Name: pin.name }) }
+    }
+    return reply.type('application/json; charset=utf-8').send({ Keys: keys })
+  })
+
+  rpc<{ arg?: string[], recursive?: boolean }>(app, '/rm', {
+    querystring: query({ arg: q.args, recursive: q.bool }),
+    response: pinsResponse
+  }, async (request, reply) => {
+    const signal = requestSignal(request, reply)
+    const cids = []
+    for (const arg of args(request.query, { min: 1, name: 'ipfs-path' })) {
+      cids.push(await resolveArg(blockstore, arg, { signal }))
+    }
+    for (const cid of cids) {
+      await pins.rm(cid, { recursive: request.query.recursive ?? true, signal })
+    }
+    return { Pins: cids.map(cid => cid.toString()) }
+  })
+
+  rpc<{ arg?: string[], verbose?: boolean, quiet?: boolean }>(app, '/verify', {
+    querystring: query({ arg: q.args, verbose: q.bool, quiet: q.bool })
+  }, async (request, reply) => {
+    const signal = requestSignal(request, reply)
+    const cids = []
+    for (const arg of args(request.query)) {
+      cids.push(await resolveArg(blockstore, arg, { signal }))
+    }
+    const verbose = request.query.verbose === true
+    const results = pins.verify({ signal, ...(cids.length > 0 ? { cids } : {}) })
+    // like Kubo, only broken pins are reported unless verbose
+    const lines = async function * () {
+      for await (const result of results) {
+        if (result.ok && !verbose) continue
+        yield {
+          Cid: result.cid.toString(),
+          Ok: result.ok,
+          BadNodes: result.bad.map(bad => ({ Cid: bad.cid.toString(), Err: bad.error }))
+        }
+      }
+    }
+    const source = await primed(lines())
+    streamHeaders(reply, 'ndjson')
+    return reply.send(ndjson(source))
+  })
+
+  rpc<{ arg?: string[], unpin?: boolean }>(app, '/update', {
+    querystring: query({ arg: q.args, unpin: q.bool }),
+    response: pinsResponse
+  }, async (request, reply) => {
+    const signal = requestSignal(request, reply)
+    const list = args(request.query, { min: 2, max: 2, name: 'from-path, to-path' })
+    const [fromArg, toArg] = list as [string, string]
+    const from = await resolveArg(blockstore, fromArg, { signal })
+    const to = await resolveArg(blockstore, toArg, { signal })
+    // like Kubo, updating a pin to itself only checks that it is pinned
+    if (from.toString() === to.toString()) {
+      if (await pins.get(from) == null) throw new NotPinnedError(`${from.toString()} is not pinned`)
+    } else {
+      await pins.update(from, to, { unpin: request.query.unpin ?? true, signal })
+    }
+    return { Pins: [from.toString(), to.toString()] }
+  })
+}

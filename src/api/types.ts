@@ -1,0 +1,41 @@
+import type { ImportOptions } from '../content/types.ts'
+import type { PinManager } from '../pinning/types.ts'
+import type { BlockLeases, RepoBlockstore } from '../store/types.ts'
+import type { AbortOptions } from 'abort-error'
+import type { FastifyBaseLogger } from 'fastify'
+
+export interface ApiGc {
+  run(options?: AbortOptions): Promise<{ removed: number, freedBytes: number, durationMs: number }>
+}
+
+export interface ApiNetwork {
+  peerId(): string
+  /** Base64 of the protobuf-encoded public key, as Kubo's `id` shows it. */
+  publicKey(): string
+  addresses(): string[]
+  peers(): Array<{ peer: string, addr: string, direction?: string }>
+  protocols?(): string[]
+  agentVersion: string
+}
+
+/** What the RPC API needs from the node; the daemon composer builds it from the repo and libp2p. */
+export interface ApiComponents {
+  blockstore: RepoBlockstore
+  leases: BlockLeases
+  pins: PinManager
+  gc: ApiGc
+  autoGc?: { poke(): void }
+  repo: { path: string, maxBytes: number, version?: number }
+  /** Options of the configured import profile; request flags override them per call. */
+  importDefaults: ImportOptions
+  network: ApiNetwork
+}
+
+export interface ApiInit {
+  token: string
+  /** Origins allowed to call the API from a browser; CORS is off when absent or empty. */
+  corsOrigins?: string[]
+  /** Cap on one upload (add, block/put, dag/import), in bytes. */
+  maxBodyBytes?: number
+  logger?: FastifyBaseLogger
+}

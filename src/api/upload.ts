@@ -1,0 +1,138 @@
+import { BodyTooLargeError } from './errors.ts'
+import type { Lease } from '../store/types.ts'
+import type { MultipartFile } from '@fastify/multipart'
+import type { FastifyRequest } from 'fastify'
+import type { Blockstore } from 'interface-blockstore'
+
+/** One file or directory of a multipart upload, as kubo-rpc-client and `ipfs` send them. */
+export interface UploadEntry {
+  /** Path inside the upload ('' for a nameless file). */
+  path: string
+  /** Absent for a directory part. */
+  content?: AsyncIterable<Uint8Array>
+  mode?: number
+  mtime?: { secs: bigint, nsecs?: number }
+}
+
+export interface UploadOptions {
+  maxBytes: number
+  signal: AbortSignal
+  /** Called per chunk with the bytes read so far of the current file. */
+  onFileProgress?(path: string, bytes: number): void
+}
+
+const DIRECTORY_TYPE = 'application/x-directory'
+
+/** Kubo's clients put mode and mtime in the field name: `file-1?mode=0644&mtime=1&mtime-nsecs=2`. */
+function fieldMeta (fieldname: string): Pick<UploadEntry, 'mode' | 'mtime'> {
+  const at = fieldname.indexOf('?')
+  if (at === -1) return {}
+  const params = new URLSearchParams(fieldname.slice(at + 1))
+  const out: Pick<UploadEntry, 'mode' | 'mtime'> = {}
+  const mode = params.get('mode')
+  if (mode != null && /^[0-7]{1,6}$/.test(mode)) out.mode = parseInt(mode, 8)
+  const mtime = params.get('mtime')
+  if (mtime != null && /^-?\d+$/.test(mtime)) {
+    const nsecs = params.get('mtime-nsecs')
+    out.mtime = { secs: BigInt(mtime), ...(nsecs != null && /^\d+$/.test(nsecs) ? { nsecs: Number(nsecs) } : {}) }
+  }
+  return out
+}
+
+function decodePath (filename: string): string {
+  let path = filename
+  try {
+    path = decodeURIComponent(filename)
+  } catch {
+    // not percent-encoded (curl -F); take it as is
+  }
+  return path.replace(/^\/+/, '').replace(/\/+$/, '')
+}
+
+/**
+ * Streams the file parts of a multipart request, one at a time and never buffered whole. The
+ * next part is only read once the consumer has finished the previous file's content, because
+ * busboy cannot skip ahead; consumers that pull entries concurrently (the UnixFS importer does)
+ * are held back here. Total file bytes over `maxBytes` fail the upload with ERR_BODY_TOO_LARGE.
+ */
+export async function * uploadEntries (request: FastifyRequest, options: UploadOptions): AsyncGenerator<UploadEntry> {
+  const { signal } = options
+  let total = 0
+  const aborted = new Promise<void>(resolve => {
+    if (signal.aborted) resolve()
+    signal.addEventListener('abort', () => { resolve() }, { once: true })
+  })
+
+  for await (const part of request.parts()) {
+    signal.throwIfAborted()
+    if (part.type !== 'file') continue
+    const file: MultipartFile = part
+    const path = decodePath(file.filename)
+    const meta = fieldMeta(file.fieldname)
+    if (file.mimetype === DIRECTORY_TYPE) {
+      file.file.resume()
+      yield { path, ...meta }
+      continue
+    }
+
+    let release!: () => void
+    const consumed = new Promise<void>(resolve => { release = resolve })
+    const content = async function * (): AsyncGenerator<Uint8Array> {
+      let bytes = 0
+      try {
+        for await (const chunk of file.file as AsyncIterable<Buffer>) {
+          total += chunk.byteLength
+          bytes += chunk.byteLength
+          if (total > options.maxBytes) {
+            throw new BodyTooLargeError(`upload too large: the limit is ${options.maxBytes} bytes`)
+          }
+          options.onFileProgress?.(path, bytes)
+          yield chunk
+        }
+        // busboy flags a file cut at its size limit instead of failing it
+        if ((file.file as { truncated?: boolean }).truncated === true) {
+          throw new BodyTooLargeError(`upload too large: the limit is ${options.maxBytes} bytes`)
+        }
+      } finally {
+        release()
+      }
+    }
+    yield { path, content: content(), ...meta }
+    await Promise.race([consumed, aborted])
+    signal.throwIfAborted()
+  }
+}
+
+/** Reads the first uploaded file whole, up to `maxBytes` (for block/put, where a block is small). */
+export async function readSingleUpload (request: FastifyRequest, maxBytes: number, onTooLarge: () => Error): Promise<Uint8Array | undefined> {
+  let result: Uint8Array | undefined
+  for await (const part of request.parts()) {
+    if (part.type !== 'file') continue
+    if (result != null) {
+      // extra files are ignored, but must be read for the request to complete
+      part.file.resume()
+      continue
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of part.file as AsyncIterable<Buffer>) {
+      size += chunk.byteLength
+      if (size > maxBytes) {
+        throw onTooLarge()
+      }
+      chunks.push(chunk)
+    }
+    result = new Uint8Array(Buffer.concat(chunks))
+  }
+  return result
+}
+
+/** A put-only view of the blockstore that leases every block before writing it, so GC keeps it. */
+export function leasedWriter (blockstore: Pick<Blockstore, 'put'>, lease: Lease): Pick<Blockstore, 'put'> {
+  return {
+    put: async (cid, bytes, options) => {
+      lease.add(cid)
+      return blockstore.put(cid, bytes, options)
+    }
+  }
+}
