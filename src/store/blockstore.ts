@@ -32,6 +32,9 @@ export interface BlockstoreInit {
 /** The flat-file blockstore, with a delete that reports what it freed (GC uses it). */
 export interface FlatBlockstore extends RepoBlockstore {
   readonly path: string
+  put(cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID>
+  has(cid: CID, options?: AbortOptions): Promise<boolean>
+  delete(cid: CID, options?: AbortOptions): Promise<void>
   /** Same as delete(), registered synchronously the same way; resolves to the bytes freed (0 when absent). */
   remove(cid: CID, options?: AbortOptions): Promise<number>
 }

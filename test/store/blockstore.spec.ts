@@ -81,7 +81,7 @@ describe('flat-file blockstore', () => {
 
   it('treats CIDv0 and CIDv1 of the same multihash as one block; cids() yields v1 raw', async () => {
     const a = await block('same bytes')
-    const v0 = CID.createV0(a.cid.multihash)
+    const v0 = CID.createV0(a.cid.multihash as Parameters<typeof CID.createV0>[0])
     await store.put(v0, a.bytes)
     expect(await store.has(a.cid)).toBe(true)
     await store.put(a.cid, a.bytes)

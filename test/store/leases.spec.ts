@@ -17,7 +17,7 @@ describe('leases', () => {
     expect(leases.isProtected(a)).toBe(false)
     lease.add(a)
     expect(leases.isProtected(a)).toBe(true)
-    expect(leases.isProtected(CID.createV0(a.multihash))).toBe(true)
+    expect(leases.isProtected(CID.createV0(a.multihash as Parameters<typeof CID.createV0>[0]))).toBe(true)
     expect(leases.isProtected(CID.createV1(dagPb.code, a.multihash))).toBe(true)
     lease.close()
     expect(leases.isProtected(a)).toBe(false)
