@@ -135,3 +135,15 @@ export async function verifyBlock (cid: CID, bytes: Uint8Array): Promise<boolean
   // truncated multihashes (a shorter declared length) compare on their prefix
   return expected.length <= digest.length && compareBytes(digest.subarray(0, expected.length), expected) === 0
 }
+
+/**
+ * A view of the store whose `get` throws ERR_BLOCK_MISSING naming the CID, so libraries that read
+ * through it (the UnixFS exporter) surface a typed error instead of the store's bare NotFoundError.
+ */
+export function missingAware (blockstore: Pick<Blockstore, 'get'>): Pick<Blockstore, 'get'> {
+  return {
+    get: async function * (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
+      yield await readBlock(blockstore, cid, options)
+    }
+  }
+}

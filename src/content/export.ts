@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { exporter, NotFoundError as ExporterNotFoundError } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
 import { pack as tarPack } from 'tar-stream'
-import { BlockMissingError, InvalidCidError, NotAFileError, NotADirectoryError, PathNotFoundError, UnsafePathError } from './errors.ts'
+import { missingAware } from './blocks.ts'
+import { InvalidCidError, NotAFileError, NotADirectoryError, PathNotFoundError, UnsafePathError } from './errors.ts'
 import type { EntryType, GetEntry, LsEntry } from './types.ts'
 import type { Blockstore } from 'interface-blockstore'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
@@ -50,7 +51,7 @@ export async function resolvePath (blockstore: ExportBlockstore, path: string | 
   const { cid, segments } = parseContentPath(path)
   const full = [cid.toString(), ...segments].join('/')
   try {
-    return await exporter(segments.length === 0 ? cid : full, blockstore, { signal: options.signal })
+    return await exporter(segments.length === 0 ? cid : full, missingAware(blockstore), { signal: options.signal })
   } catch (err) {
     throw translateError(err, full)
   }
@@ -61,22 +62,18 @@ function translateError (err: any, path: string): unknown {
     const segment = /No link "([^"]*)"/.exec(err.message)?.[1]
     return new PathNotFoundError(path, segment, { cause: err })
   }
-  if (err?.name === 'NotFoundError' || err?.code === 'ERR_NOT_FOUND') {
-    // the blockstore's own NotFoundError: a block on the way is not here
-    const cid = /(?:^|\s)(baf\w+|Qm\w+)/.exec(String(err?.message))?.[1]
-    return cid == null ? err : new BlockMissingError(CID.parse(cid), { cause: err })
-  }
   if (err?.name === 'NotUnixFSError' || err?.name === 'NoResolverError') {
     return new PathNotFoundError(path, undefined, { cause: err })
   }
   return err
 }
 
+/** Kubo lists a raw leaf (and an inlined identity block) as a file: to a user it is one. */
 function entryType (entry: UnixFSEntry): EntryType {
   if (entry.type === 'file' && entry.unixfs.type === 'symlink') {
     return 'symlink'
   }
-  return entry.type
+  return entry.type === 'raw' || entry.type === 'identity' ? 'file' : entry.type
 }
 
 export interface CatOptions {
