@@ -16,14 +16,6 @@ export class PinnedRecursivelyError extends PinboxError {
   }
 }
 
-/** Same code as the content layer's walker error, so callers match one code for both. */
-export class PinBlockMissingError extends PinboxError {
-  static readonly code = 'ERR_BLOCK_MISSING'
-
-  constructor (message = 'block missing', options?: ErrorOptions) {
-    super(PinBlockMissingError.code, message, options)
-  }
-}
 
 export class PinManagerStoppedError extends PinboxError {
   static readonly code = 'ERR_PIN_MANAGER_STOPPED'

@@ -9,9 +9,10 @@ import * as json from 'multiformats/codecs/json'
 import * as dagPb from '@ipld/dag-pb'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
+import { readBlock } from '../content/blocks.ts'
 import { walkDag } from '../content/dag-walk.ts'
-import { isPinboxError } from '../errors.ts'
-import { NotPinnedError, PinBlockMissingError, PinManagerStoppedError, PinnedRecursivelyError } from './errors.ts'
+import { BlockMissingError } from '../content/errors.ts'
+import { NotPinnedError, PinManagerStoppedError, PinnedRecursivelyError } from './errors.ts'
 import type { AbortOptions } from 'abort-error'
 import type { AbstractLevel, AbstractSublevel, AbstractBatchOperation, AbstractBatchOptions } from 'abstract-level'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
@@ -75,6 +76,12 @@ function pinKey (cid: CID): string {
   return base32.baseEncode(cid.multihash.bytes)
 }
 
+/** In-memory set key: no base32 pass over hundreds of thousands of CIDs. */
+function memKey (cid: CID): string {
+  const mh = cid.multihash.bytes
+  return Buffer.from(mh.buffer, mh.byteOffset, mh.byteLength).toString('latin1')
+}
+
 function chunkKey (key: string, n: number): string {
   return `${key}/${n.toString().padStart(8, '0')}`
 }
@@ -105,20 +112,9 @@ function * decodeChunk (bytes: Uint8Array): Generator<CID> {
   }
 }
 
-function isNotFound (err: unknown): boolean {
+function isMissing (err: unknown): boolean {
   const e = err as { name?: string, code?: string } | null
-  return e?.name === 'NotFoundError' || e?.code === 'ERR_NOT_FOUND' || e?.code === 'ERR_BLOCK_MISSING'
-}
-
-async function readBlock (blockstore: Pick<RepoBlockstore, 'get'>, cid: CID, options?: AbortOptions): Promise<Uint8Array> {
-  if (cid.multihash.code === IDENTITY) return cid.multihash.digest
-  const parts: Uint8Array[] = []
-  let length = 0
-  for await (const part of blockstore.get(cid, options)) {
-    parts.push(part)
-    length += part.byteLength
-  }
-  return parts.length === 1 && parts[0] != null ? parts[0] : concat(parts, length)
+  return e instanceof BlockMissingError || e?.name === 'NotFoundError'
 }
 
 function toPin (record: PinRecord): Pin {
@@ -224,19 +220,13 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
       const cids: CID[] = []
       let bytes = 0
       if (recursive) {
-        for await (const block of walk(store as any, cid, { signal })) {
+        for await (const block of walk(store, cid, { signal })) {
           cids.push(block.cid)
           bytes += block.bytes.byteLength
           options.onProgress?.(cids.length)
         }
       } else {
-        let block: Uint8Array
-        try {
-          block = await readBlock(store, cid, { signal })
-        } catch (err) {
-          if (isNotFound(err)) throw new PinBlockMissingError(`block missing: ${cid.toString()}`, { cause: err })
-          throw err
-        }
+        const block = await readBlock(store, cid, { signal })
         cids.push(cid)
         bytes = block.byteLength
         options.onProgress?.(1)
@@ -268,11 +258,6 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
       }
       await db.batch(ops, SYNCED)
       return toPin(record)
-    } catch (err) {
-      if (isNotFound(err) && !isPinboxError(err, PinBlockMissingError.code)) {
-        throw new PinBlockMissingError(`block missing under ${cid.toString()}`, { cause: err })
-      }
-      throw err
     } finally {
       lease.close()
     }
@@ -298,7 +283,7 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
     try {
       bytes = await readBlock(blockstore, cid, options)
     } catch (err) {
-      if (isNotFound(err)) return 'missing'
+      if (isMissing(err)) return 'missing'
       throw err
     }
     const hasher = hashers.get(cid.multihash.code)
@@ -366,16 +351,17 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
         for (const cid of options.cids) {
           const record = await getRecord(cid)
           if (record != null && typeOk(record) && nameOk(record)) out.push({ ...toListed(record), cid })
-          else if (wantIndirect) lookIndirect.set(pinKey(cid), cid)
+          else if (wantIndirect) lookIndirect.set(memKey(cid), cid)
           else throw new NotPinnedError(`${cid.toString()} is not pinned`)
         }
         if (lookIndirect.size > 0) {
           const found = new Set<string>()
           for await (const [key, record] of scanRecords(options)) {
             if (record.type !== 'recursive') continue
+            const root = memKey(CID.parse(record.cid))
             for await (const block of recordBlocks(key, record)) {
-              const k = pinKey(block)
-              if (k !== key && lookIndirect.has(k)) found.add(k)
+              const k = memKey(block)
+              if (k !== root && lookIndirect.has(k)) found.add(k)
             }
           }
           for (const [k, cid] of lookIndirect) {
@@ -392,15 +378,17 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
       for await (const [key, record] of scanRecords(options)) {
         if (record.type === 'recursive') recursiveKeys.push([key, record])
         if (typeOk(record) && nameOk(record)) {
-          emitted.add(key)
-          yield toListed(record)
+          const listed = toListed(record)
+          emitted.add(memKey(listed.cid))
+          yield listed
         }
       }
       if (!wantIndirect) return
       for (const [key, record] of recursiveKeys) {
+        const root = memKey(CID.parse(record.cid))
         for await (const block of recordBlocks(key, record)) {
-          const k = pinKey(block)
-          if (k === key || emitted.has(k)) continue
+          const k = memKey(block)
+          if (k === root || emitted.has(k)) continue
           emitted.add(k)
           yield { cid: block, type: 'indirect' }
         }
@@ -423,7 +411,7 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
         const bad: BadBlock[] = []
         for await (const cid of recordBlocks(key, record)) {
           options.signal?.throwIfAborted()
-          const k = pinKey(cid)
+          const k = memKey(cid)
           let error: BlockError | undefined
           if (seen.has(k)) {
             error = seen.get(k)
