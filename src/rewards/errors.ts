@@ -20,3 +20,12 @@ export class EmptyCommitmentError extends PinboxError {
     super(EmptyCommitmentError.code, message, options)
   }
 }
+
+/** Content whose recomputed commitment differs from the one a deal names: refuse the deal. */
+export class CommitmentMismatchError extends PinboxError {
+  static readonly code = 'ERR_COMMITMENT_MISMATCH'
+
+  constructor (message = 'Content does not match the deal commitment', options?: ErrorOptions) {
+    super(CommitmentMismatchError.code, message, options)
+  }
+}
