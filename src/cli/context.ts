@@ -252,7 +252,10 @@ export function createRpcClient (init: RpcClientInit): RpcClient {
     try {
       for await (const chunk of res.body) yield chunk
     } catch (err) {
-      throw translate(err, signal)
+      const translated = translate(err, signal)
+      if (translated !== err || signal.aborted) throw translated
+      // The daemon hit an error after it had started answering and closed the connection.
+      throw new ApiError(`the daemon broke off its reply (${err instanceof Error ? err.message : String(err)}); see the daemon log`, 0)
     }
   }
 

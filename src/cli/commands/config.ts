@@ -1,29 +1,30 @@
-import { readFile } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { getConfigValue, parseConfig, setConfigValue } from '../../store/config.ts'
+import { getConfigValue, setConfigValue } from '../../store/config.ts'
 import type { PinboxConfig } from '../../store/config.ts'
 import { RepoNotFoundError } from '../../store/errors.ts'
-import { atomicWriteFile } from '../../store/fs-util.ts'
 import { action } from '../command.ts'
 import type { Runtime } from '../command.ts'
 import { example } from '../help.ts'
 import { output, toJson } from '../printer.ts'
 
 // `config` edits the repo's file directly (no daemon needed); a running daemon reads it at start.
+// The repo module is loaded on demand: it pulls in LevelDB, which client commands never need.
 async function loadConfig (repoPath: string): Promise<PinboxConfig> {
-  let text: string
   try {
-    text = await readFile(join(repoPath, 'config.json'), 'utf8')
+    await stat(join(repoPath, 'config.json'))
   } catch (err) {
     if ((err as { code?: unknown }).code === 'ENOENT') throw new RepoNotFoundError(repoPath)
     throw err
   }
-  return parseConfig(JSON.parse(text))
+  const repo = await import('../../store/repo.ts')
+  return repo.loadConfig(repoPath)
 }
 
 async function saveConfig (repoPath: string, cfg: PinboxConfig): Promise<void> {
-  await atomicWriteFile(join(repoPath, 'config.json'), JSON.stringify(cfg, null, 2) + '\n')
+  const repo = await import('../../store/repo.ts')
+  await repo.saveConfig(repoPath, cfg)
 }
 
 function showValue (value: unknown): string {

@@ -12,6 +12,23 @@ export interface RepoStat {
   Version: string
 }
 
+interface GcLine {
+  Key?: { '/': string } | string
+  Error?: string
+  Removed?: number
+  FreedBytes?: number
+  DurationMs?: number
+}
+
+export interface GcResult {
+  removed: number
+  freedBytes: number
+  durationMs?: number
+  /** Removed CIDs, when the daemon lists them (Kubo does; pinbox reports totals). */
+  keys: string[]
+  errors: string[]
+}
+
 export function registerRepo (program: Command, rt: Runtime): void {
   const repo = program.command('repo')
     .description('the node\'s storage: usage and garbage collection')
@@ -36,18 +53,28 @@ export function registerRepo (program: Command, rt: Runtime): void {
     .option('-q, --quiet', 'print nothing but errors')
     .action(action(rt, async (ctx, c) => {
       const { quiet } = c.opts<{ quiet?: boolean }>()
-      const removed: string[] = []
-      const errors: string[] = []
+      const result: GcResult = { removed: 0, freedBytes: 0, keys: [], errors: [] }
       const api = await ctx.api()
-      for await (const value of api.ndjson<{ Key?: { '/': string } | string, Error?: string }>('repo/gc', { 'stream-errors': true })) {
-        if (value.Error != null && value.Error !== '') errors.push(value.Error)
-        else if (value.Key != null) removed.push(typeof value.Key === 'string' ? value.Key : value.Key['/'])
+      // Kubo streams one `{Key}` line per removed block; pinbox's daemon sends one summary line.
+      for await (const value of api.ndjson<GcLine>('repo/gc', { 'stream-errors': true })) {
+        if (value.Error != null && value.Error !== '') {
+          result.errors.push(value.Error)
+        } else if (value.Key != null) {
+          result.keys.push(typeof value.Key === 'string' ? value.Key : value.Key['/'])
+          result.removed++
+        } else if (typeof value.Removed === 'number') {
+          result.removed = value.Removed
+          result.freedBytes = value.FreedBytes ?? 0
+          if (value.DurationMs != null) result.durationMs = value.DurationMs
+        }
       }
-      return output({ removed, errors }, (d) => [
-        ...(quiet === true ? [] : d.removed.map((k) => `removed ${k}`)),
+      return output(result, (d) => [
+        ...(quiet === true ? [] : d.keys.map((k) => `removed ${k}`)),
         ...d.errors.map((e) => `error: ${e}`),
-        ...(quiet === true ? [] : [`${d.removed.length} blocks removed`])
-      ], errors.length > 0 ? EXIT_ERROR : 0)
+        ...(quiet === true
+          ? []
+          : [`removed ${d.removed} blocks, freed ${d.freedBytes} bytes (${formatBytes(d.freedBytes)})${d.durationMs != null ? ` in ${d.durationMs} ms` : ''}`])
+      ], result.errors.length > 0 ? EXIT_ERROR : 0)
     }))
   example(gc, 'pinbox repo gc', 'pinbox repo gc --quiet')
 }
