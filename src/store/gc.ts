@@ -1,0 +1,168 @@
+import { multihashKey } from './blockstore.ts'
+import type { BlockLeases, RepoBlockstore } from './types.ts'
+import type { AbortOptions } from 'abort-error'
+import type { CID } from 'multiformats/cid'
+
+export interface GcComponents {
+  /** `remove` (bytes freed) is used when present, so the result can report freed bytes. */
+  blockstore: Pick<RepoBlockstore, 'cids' | 'delete'> & { remove?(cid: CID, options?: AbortOptions): Promise<number> }
+  leases: Pick<BlockLeases, 'beginGc' | 'endGc' | 'isProtected'>
+  /** Every CID referenced by a pin (the mark set). */
+  reachable(options: AbortOptions): AsyncIterable<CID>
+}
+
+export interface GcInit {
+  /** Deletes in flight during the sweep. */
+  concurrency?: number
+}
+
+export interface GcResult {
+  removed: number
+  freedBytes: number
+  durationMs: number
+}
+
+export interface Gc {
+  /**
+   * Mark and sweep. Only one run at a time: a call while a run is in progress shares that run's
+   * result (and its signal) instead of starting another.
+   */
+  run(options?: AbortOptions): Promise<GcResult>
+  readonly running: boolean
+}
+
+/**
+ * Adds are never stalled for the sweep: instead of a write lock, leases protect what writers
+ * hold, and the check and the delete of each block happen in one synchronous turn. A writer's
+ * `lease.add(cid)` then either lands before the check (the block is kept) or after the delete
+ * was registered, in which case its `has()`/`put()` wait for that delete and write the block anew.
+ */
+export function createGc (components: GcComponents, init: GcInit = {}): Gc {
+  const { blockstore, leases, reachable } = components
+  const concurrency = init.concurrency ?? 32
+  let current: Promise<GcResult> | undefined
+
+  async function sweep (options: AbortOptions): Promise<GcResult> {
+    const started = Date.now()
+    let removed = 0
+    let freedBytes = 0
+    leases.beginGc()
+    const inflight = new Set<Promise<void>>()
+    let failure: { err: unknown } | undefined
+    try {
+      const mark = new Set<string>()
+      for await (const cid of reachable(options)) {
+        mark.add(multihashKey(cid))
+      }
+      for await (const cid of blockstore.cids(options)) {
+        options.signal?.throwIfAborted()
+        if (mark.has(multihashKey(cid)) || leases.isProtected(cid)) continue
+        // No await between the check above and this call: see the comment on createGc.
+        const deleting = blockstore.remove != null
+          ? blockstore.remove(cid, options).then(n => { if (n > 0) { removed++; freedBytes += n } })
+          : Promise.resolve(blockstore.delete(cid, options)).then(() => { removed++ })
+        const tracked: Promise<void> = deleting.catch((err: unknown) => { failure ??= { err } }).finally(() => { inflight.delete(tracked) })
+        inflight.add(tracked)
+        if (inflight.size >= concurrency) await Promise.race(inflight)
+        if (failure != null) break
+      }
+    } finally {
+      await Promise.all(inflight)
+      leases.endGc()
+    }
+    if (failure != null) throw failure.err
+    return { removed, freedBytes, durationMs: Date.now() - started }
+  }
+
+  return {
+    get running () {
+      return current != null
+    },
+    run (options: AbortOptions = {}): Promise<GcResult> {
+      current ??= sweep(options).finally(() => { current = undefined })
+      return current
+    }
+  }
+}
+
+export interface AutoGcComponents {
+  gc: Pick<Gc, 'run'>
+  blockstore: Pick<RepoBlockstore, 'stat'>
+}
+
+export interface AutoGcInit {
+  /** The quota (`storage.max`). */
+  maxBytes: number
+  /** Run GC when the store holds more than this percent of `maxBytes`. */
+  watermarkPercent: number
+  intervalMs: number
+  onRun?(result: GcResult): void
+  onError?(err: unknown): void
+}
+
+export interface AutoGc {
+  start(): void
+  stop(): Promise<void>
+  /** Cheap: call after adds; runs GC soon if the store is over the watermark. */
+  poke(): void
+  /** Runs GC now if over the watermark; resolves with its result, or undefined if none was needed. */
+  check(): Promise<GcResult | undefined>
+  readonly status: 'started' | 'stopped'
+}
+
+export function createAutoGc (components: AutoGcComponents, init: AutoGcInit): AutoGc {
+  const threshold = init.maxBytes * init.watermarkPercent / 100
+  let status: 'started' | 'stopped' = 'stopped'
+  let timer: ReturnType<typeof setInterval> | undefined
+  let controller = new AbortController()
+  let checking: Promise<GcResult | undefined> | undefined
+  let pokeScheduled = false
+
+  const over = (): boolean => components.blockstore.stat().bytes > threshold
+
+  function check (): Promise<GcResult | undefined> {
+    if (status !== 'started' || !over()) return checking ?? Promise.resolve(undefined)
+    checking ??= components.gc.run({ signal: controller.signal })
+      .then(result => {
+        init.onRun?.(result)
+        return result
+      })
+      .finally(() => { checking = undefined })
+    return checking
+  }
+
+  function checkQuietly (): void {
+    check().catch(err => {
+      if (status === 'started') init.onError?.(err)
+    })
+  }
+
+  return {
+    get status () {
+      return status
+    },
+    start () {
+      if (status === 'started') return
+      status = 'started'
+      controller = new AbortController()
+      timer = setInterval(checkQuietly, init.intervalMs)
+      timer.unref?.()
+    },
+    async stop () {
+      if (status === 'stopped') return
+      status = 'stopped'
+      clearInterval(timer)
+      controller.abort()
+      await checking?.catch(() => {})
+    },
+    poke () {
+      if (status !== 'started' || pokeScheduled || checking != null || !over()) return
+      pokeScheduled = true
+      setImmediate(() => {
+        pokeScheduled = false
+        checkQuietly()
+      })
+    },
+    check
+  }
+}
