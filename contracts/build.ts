@@ -6,7 +6,7 @@
  * Run: `npm run build:contracts` (node contracts/build.ts).
  */
 import { createRequire } from 'node:module'
-import { mkdir, readdir, readFile, writeFile, stat } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, writeFile, stat } from 'node:fs/promises'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, relative, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -100,7 +100,11 @@ export async function buildContracts (opts: { outDir?: string } = {}): Promise<B
         deployedBytecode: `0x${c.evm.deployedBytecode.object}`
       }
       artifacts.push(artifact)
-      await writeFile(join(outDir, `${contractName}.json`), JSON.stringify(artifact, null, 2) + '\n')
+      // write-then-rename: parallel test workers may build at once and must never read half a file
+      const target = join(outDir, `${contractName}.json`)
+      const tmp = `${target}.${process.pid}.tmp`
+      await writeFile(tmp, JSON.stringify(artifact, null, 2) + '\n')
+      await rename(tmp, target)
     }
   }
   return { artifacts, warnings }
