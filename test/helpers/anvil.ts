@@ -43,7 +43,9 @@ function anvilBinary (): string {
     const pkg = require.resolve(`@foundry-rs/anvil-${process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}/package.json`)
     const bin = join(dirname(pkg), 'bin', process.platform === 'win32' ? 'anvil.exe' : 'anvil')
     if (existsSync(bin)) return bin
-  } catch {}
+  } catch {
+    // no platform package: fall back to the npm wrapper
+  }
   return join(ROOT, 'node_modules', '.bin', 'anvil')
 }
 
