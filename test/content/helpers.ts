@@ -27,7 +27,7 @@ export async function tempStore (): Promise<TempStore> {
   }
 }
 
-export async function collect (source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+export async function collect (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
   let length = 0
   for await (const chunk of source) {
