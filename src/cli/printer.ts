@@ -52,9 +52,15 @@ export function exitCodeFor (err: unknown): number {
 
 export function printError (io: Pick<CliIO, 'stderr'>, err: unknown, debug: boolean): number {
   io.stderr.write(errorLine(err) + '\n')
-  if (debug && err instanceof Error && err.stack != null) {
-    io.stderr.write(err.stack + '\n')
-    if (err.cause != null) io.stderr.write(`cause: ${err.cause instanceof Error ? err.cause.stack : String(err.cause)}\n`)
+  if (debug) {
+    // The whole cause chain: the socket error under "fetch failed" is the useful part.
+    let current: unknown = err
+    for (let depth = 0; current != null && depth < 5; depth++) {
+      const e = current as { stack?: string, code?: unknown, cause?: unknown }
+      const code = typeof e.code === 'string' ? ` [${e.code}]` : ''
+      io.stderr.write(`${depth === 0 ? '' : 'cause: '}${e.stack ?? String(current)}${code}\n`)
+      current = e.cause
+    }
   }
   return exitCodeFor(err)
 }

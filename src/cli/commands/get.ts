@@ -1,6 +1,6 @@
 import { constants } from 'node:fs'
-import { mkdir, open, realpath, symlink, utimes } from 'node:fs/promises'
-import { dirname, join, resolve, sep } from 'node:path'
+import { lstat, mkdir, open, symlink, utimes } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import type { Command } from 'commander'
 import tar from 'tar-stream'
@@ -27,14 +27,11 @@ export function safeSegments (name: string): string[] {
   return segments
 }
 
-function isInside (root: string, path: string): boolean {
-  return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep)
-}
-
 /**
  * Writes a tar stream (Kubo's `get` reply) under `out`: the archive's top entry becomes `out`
- * itself. Entries are checked twice: by name, and by where their parent folder really is on
- * disk, so a symlink placed by an earlier entry cannot redirect a later write.
+ * itself. Entries are checked twice: by name, and on disk, where every folder on the way is
+ * created one level at a time and must not be a symlink, so a symlink placed by an earlier
+ * entry cannot redirect a later write (or a later mkdir) outside `out`.
  */
 export async function extractTar (source: AsyncIterable<Uint8Array>, out: string): Promise<Omit<GetResult, 'path'>> {
   const stats = { files: 0, directories: 0, bytes: 0 }
@@ -43,36 +40,44 @@ export async function extractTar (source: AsyncIterable<Uint8Array>, out: string
   input.on('error', (err) => extract.destroy(err))
   input.pipe(extract)
   let top: string | undefined
-  let realOut: string | undefined
 
-  const target = async (name: string): Promise<string> => {
-    const segments = safeSegments(name)
-    const [first, ...rest] = segments
+  /** The entry's path below `out` (empty for the top entry itself). */
+  const relative = (name: string): string[] => {
+    const [first, ...rest] = safeSegments(name)
     if (first == null) throw new UnsafePathError(`empty path in archive: "${name}"`)
     top ??= first
     if (first !== top) throw new BadResponseError(`archive has more than one top entry (${top}, ${first})`)
-    return rest.length === 0 ? out : join(out, ...rest)
+    return rest
   }
-  const checkParent = async (path: string): Promise<void> => {
-    if (path === out) return
-    await mkdir(dirname(path), { recursive: true })
-    realOut ??= await realpath(out)
-    const parent = await realpath(dirname(path))
-    if (!isInside(realOut, parent)) throw new UnsafePathError(`refusing to write outside ${out}: ${path}`)
+  const ensureDirs = async (segments: string[]): Promise<void> => {
+    await mkdir(dirname(out), { recursive: true })
+    let path = out
+    for (const segment of [undefined, ...segments]) {
+      if (segment != null) path = join(path, segment)
+      try {
+        await mkdir(path)
+        continue
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'EEXIST') throw err
+      }
+      const st = await lstat(path)
+      // `out` itself may be a symlink the user chose; below it, nothing from the archive may be.
+      if (segment != null && st.isSymbolicLink()) throw new UnsafePathError(`refusing to write through the symlink ${path}`)
+      if (!st.isDirectory() && !(segment == null && st.isSymbolicLink())) throw new UnsafePathError(`${path} exists and is not a folder`)
+    }
   }
 
   for await (const entry of extract) {
     const { header } = entry
-    const path = await target(header.name)
+    const rest = relative(header.name)
+    const path = rest.length === 0 ? out : join(out, ...rest)
     if (header.type === 'directory') {
-      await checkParent(path)
-      await mkdir(path, { recursive: true })
-      if (path === out) realOut = await realpath(out)
+      await ensureDirs(rest)
       stats.directories++
       entry.resume()
     } else if (header.type === 'file' || header.type === 'contiguous-file') {
-      if (path === out) await mkdir(dirname(out), { recursive: true })
-      else await checkParent(path)
+      if (rest.length === 0) await mkdir(dirname(out), { recursive: true })
+      else await ensureDirs(rest.slice(0, -1))
       // O_NOFOLLOW: never write through a symlink that sits where the file should be.
       const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, header.mode ?? 0o644)
       try {
@@ -85,8 +90,8 @@ export async function extractTar (source: AsyncIterable<Uint8Array>, out: string
       }
       if (header.mtime != null) await utimes(path, header.mtime, header.mtime).catch(() => {})
       stats.files++
-    } else if (header.type === 'symlink' && header.linkname != null) {
-      await checkParent(path)
+    } else if (header.type === 'symlink' && header.linkname != null && rest.length > 0) {
+      await ensureDirs(rest.slice(0, -1))
       await symlink(header.linkname, path)
       entry.resume()
     } else {
