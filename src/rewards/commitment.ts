@@ -30,7 +30,7 @@ export interface SegmentProofHex {
 export interface BuildCommitmentOptions extends AbortOptions {
   /** Hashing worker threads for large inputs; 0 hashes on the calling thread. Default: cores, at most 4. */
   workers?: number
-  /** Bytes hashed on the calling thread before workers are started. Default 16 MiB. */
+  /** Bytes hashed on the calling thread before workers are started. Default 64 MiB. */
   parallelThreshold?: number
 }
 

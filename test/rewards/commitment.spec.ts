@@ -166,10 +166,15 @@ describe('parallel builder', () => {
   })
 
   it('stops its workers on close() and on abort', async () => {
+    // Each live worker holds a MessagePort handle that would keep the process alive.
+    const ports = (): number => process.getActiveResourcesInfo().filter(r => r === 'MessagePort').length
+    const before = ports()
     const builder = createParallelCommitmentBuilder({ workers: 2, parallelThreshold: 0 })
     await builder.update(data)
+    expect(ports()).toBe(before + 2)
     await builder.close()
     await builder.close()
+    expect(ports()).toBe(before)
     const controller = new AbortController()
     const source = (async function * () {
       yield { bytes: data }
@@ -177,6 +182,9 @@ describe('parallel builder', () => {
       yield { bytes: data }
     })()
     await expect(buildCommitment(source, { workers: 2, parallelThreshold: 0, signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' })
+    expect(ports()).toBe(before)
+    await buildCommitment([{ bytes: data }], { workers: 2, parallelThreshold: 0 })
+    expect(ports()).toBe(before)
   })
 })
 
