@@ -1,5 +1,5 @@
 import * as dagCbor from '@ipld/dag-cbor'
-import { asyncIterableReader, limitReader, readBlockHead, readHeader } from '@ipld/car/decoder'
+import { chunkReader, limitReader, readBlockHead, readHeader } from '@ipld/car/decoder'
 import { varint } from 'multiformats'
 import { IDENTITY_CODE, verifyBlock } from './blocks.ts'
 import { walkDags } from './dag-walk.ts'
@@ -66,9 +66,28 @@ const isEndOfData = (err: any): boolean => typeof err?.message === 'string' && e
  */
 export async function importCar (blockstore: Pick<Blockstore, 'put'>, source: AsyncIterable<Uint8Array>, options: ImportCarOptions = {}): Promise<CarImportResult> {
   const { signal } = options
-  const maxBlockBytes = options.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES
   signal?.throwIfAborted()
-  let reader: BytesReader = asyncIterableReader(source)
+  // our own iterator, so a failed import can close the source (an fs stream's fd, a socket)
+  const iterator = source[Symbol.asyncIterator]()
+  let finished = false
+  try {
+    const reader = chunkReader(async () => {
+      const next = await iterator.next()
+      finished = next.done === true
+      return next.done === true ? null : next.value
+    })
+    return await readCar(blockstore, reader, options)
+  } finally {
+    if (!finished) {
+      await iterator.return?.()
+    }
+  }
+}
+
+async function readCar (blockstore: Pick<Blockstore, 'put'>, input: BytesReader, options: ImportCarOptions): Promise<CarImportResult> {
+  const { signal } = options
+  const maxBlockBytes = options.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES
+  let reader = input
 
   let roots: CID[]
   try {

@@ -94,7 +94,18 @@ describe('CAR import/export', () => {
     const tampered = bytes.slice()
     const bEnd = Buffer.from(bytes).indexOf(Buffer.from(b.bytes)) + b.bytes.length - 1
     tampered[bEnd] = (tampered[bEnd] ?? 0) ^ 0x01
-    const err: any = await expectCode(importCar(t.store, bytesOf(tampered)), 'ERR_BLOCK_HASH_MISMATCH')
+    let closed = false
+    const source = async function * (): AsyncGenerator<Uint8Array> {
+      try {
+        yield tampered
+        yield new Uint8Array(0)
+      } finally {
+        closed = true
+      }
+    }
+    const err: any = await expectCode(importCar(t.store, source()), 'ERR_BLOCK_HASH_MISMATCH')
+    // the failed import closed its source (for a file: the fd)
+    expect(closed).toBe(true)
     expect(err.message).toContain(b.cid.toString())
     expect(err.blocksStored).toBe(1)
     expect(await t.store.has(a.cid)).toBe(true)
