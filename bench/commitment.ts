@@ -112,6 +112,6 @@ try {
 // Replace only this script's section; the others belong to other benchmarks.
 const pattern = /^## Commitment build\n[\s\S]*?(?=^## |(?![\s\S]))/m
 const next = pattern.test(existing)
-  ? existing.replace(pattern, section + '\n')
+  ? existing.replace(pattern, section + '\n').replace(/\n+$/, '\n')
   : (existing === '' ? '# Benchmarks\n\n' : existing.replace(/\n*$/, '\n\n')) + section
 await writeFile(resultsUrl, next)
