@@ -6,7 +6,7 @@ import { base32upper } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { QuotaExceededError, StoreClosedError } from './errors.ts'
-import { atomicWriteFile, errnoCode, fsyncPath, mapFsError, mapLimit } from './fs-util.ts'
+import { atomicWriteFile, errnoCode, fsyncPath, mapFsError, mapLevelError, mapLimit } from './fs-util.ts'
 import type { RepoBlockstore } from './types.ts'
 import type { AbortOptions } from 'abort-error'
 import type { InputPair, Pair } from 'interface-blockstore'
@@ -259,7 +259,13 @@ class FlatfsBlockstore implements FlatBlockstore {
   private ensureDirtyMarker (): Promise<void> {
     if (this.markerSet) return this.markerPromise
     this.markerSet = true
-    this.markerPromise = this.metaOp(async () => { await this.meta.put('dirty', '1', { sync: true }) })
+    this.markerPromise = this.metaOp(async () => {
+      try {
+        await this.meta.put('dirty', '1', { sync: true })
+      } catch (err) {
+        throw mapLevelError(err, this.path)
+      }
+    })
     this.markerPromise.catch(() => { this.markerSet = false })
     return this.markerPromise
   }
@@ -522,8 +528,14 @@ class FlatfsBlockstore implements FlatBlockstore {
       // Flipped in the same turn as the check: a write starting from now on queues a new marker after this del.
       if (clearMarker) this.markerSet = false
       const stat = JSON.stringify({ blocks: this.blocks, bytes: this.bytes, syncedAt })
-      await this.meta.put('stat', stat, { sync: !clearMarker })
-      if (clearMarker) await this.meta.del('dirty', { sync: true })
+      try {
+        await this.meta.put('stat', stat, { sync: !clearMarker })
+        if (clearMarker) await this.meta.del('dirty', { sync: true })
+      } catch (err) {
+        // The marker may still be on disk: keep treating the store as dirty.
+        if (clearMarker) this.markerSet = true
+        throw mapLevelError(err, this.path)
+      }
     })
   }
 }

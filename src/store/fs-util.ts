@@ -16,6 +16,15 @@ export function mapFsError (err: unknown, path: string): unknown {
   return err
 }
 
+/** LevelDB reports a full disk as an IO error whose text carries the OS message. */
+export function mapLevelError (err: unknown, path: string): unknown {
+  const text = `${(err as any)?.message ?? ''} ${(err as any)?.cause?.message ?? ''}`
+  if (/No space left on device|ENOSPC|quota exceeded/i.test(text)) {
+    return new DiskFullError(path, { cause: err })
+  }
+  return err
+}
+
 /** fsync a file or directory by path (Linux allows fsync on a read-only descriptor, also for directories). */
 export async function fsyncPath (path: string): Promise<void> {
   const fh = await fs.open(path, 'r')

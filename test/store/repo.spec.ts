@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -191,5 +191,48 @@ describe('repo', () => {
     expect(await repo.blockstore.has(CID.parse(report.whole ?? ''))).toBe(true)
     expect(repo.blockstore.stat()).toEqual({ blocks: 2, bytes: 'synced block'.length + 'unsynced but whole block'.length })
     await repo.close()
+  })
+
+  it.skipIf(process.getuid?.() !== 0)('a full disk gives ERR_DISK_FULL naming the path and leaves config and blocks whole', async (ctx) => {
+    await fs.mkdir(path)
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', path]).status !== 0) ctx.skip('cannot mount a tmpfs here')
+    try {
+      await initRepo(path)
+      const repo = await openRepo(path)
+      const before = await fs.readFile(join(path, 'config.json'), 'utf8')
+      // fill the disk
+      const filler = await fs.open(join(path, 'filler'), 'w')
+      const chunk = Buffer.alloc(64 * 1024, 1)
+      try {
+        for (;;) await filler.write(chunk)
+      } catch (err: any) {
+        expect(err.code).toBe('ENOSPC')
+      } finally {
+        await filler.close()
+      }
+      const r = await codeOf(saveConfig(path, setConfigValue(defaultConfig(), 'api.port', '6200')))
+      expect(r.code).toBe('ERR_DISK_FULL')
+      expect(r.message).toContain(join(path, 'config.json'))
+      expect(await fs.readFile(join(path, 'config.json'), 'utf8')).toBe(before)
+
+      const bytes = new Uint8Array(256 * 1024).fill(3)
+      const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+      const p = await codeOf(repo.blockstore.put(cid, bytes))
+      expect(p.code).toBe('ERR_DISK_FULL')
+      expect(p.message).toContain(path)
+      expect(await repo.blockstore.has(cid)).toBe(false)
+      const names = await fs.readdir(join(path, 'blocks'), { recursive: true })
+      expect(names.filter(n => n.endsWith('.tmp') || n.endsWith('.data'))).toEqual([])
+      expect((await fs.readdir(path)).filter(n => n.endsWith('.tmp'))).toEqual([])
+      await repo.close().catch(() => {})
+      // with space again, the repo opens and works
+      await fs.rm(join(path, 'filler'))
+      const again = await openRepo(path)
+      await again.blockstore.put(cid, bytes)
+      expect(await again.blockstore.has(cid)).toBe(true)
+      await again.close()
+    } finally {
+      spawnSync('umount', [path])
+    }
   })
 })
