@@ -68,3 +68,10 @@ export class StoreClosedError extends PinboxError {
     super(StoreClosedError.code, message)
   }
 }
+
+export class LeaseClosedError extends PinboxError {
+  static readonly code = 'ERR_LEASE_CLOSED'
+  constructor (message = 'the lease is closed: open a new one') {
+    super(LeaseClosedError.code, message)
+  }
+}

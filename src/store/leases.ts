@@ -1,4 +1,5 @@
 import { multihashKey } from './blockstore.ts'
+import { LeaseClosedError } from './errors.ts'
 import type { BlockLeases, Lease } from './types.ts'
 import type { CID } from 'multiformats/cid'
 
@@ -18,7 +19,7 @@ export function createLeases (): BlockLeases {
       let closed = false
       return {
         add (cid: CID): void {
-          if (closed) throw new Error('lease is closed')
+          if (closed) throw new LeaseClosedError()
           const key = multihashKey(cid)
           gcProtected?.add(key)
           if (keys.has(key)) return

@@ -187,15 +187,17 @@ async function readVersion (path: string): Promise<number> {
   return version
 }
 
-async function migrate (path: string, from: number, db: Level<string, any>): Promise<void> {
+/** Applies `table` step by step from `from` up to `to`, recording the version after each step. */
+export async function migrateRepo (path: string, db: Level<string, any>, from: number, to: number, table: Migration[] = migrations): Promise<number> {
   let version = from
-  while (version < REPO_VERSION) {
-    const step = migrations.find(m => m.from === version)
-    if (step == null) throw new RepoVersionError(`no migration of repo ${path} from version ${version}`)
+  while (version < to) {
+    const step = table.find(m => m.from === version)
+    if (step == null || step.to <= version) throw new RepoVersionError(`no migration of repo ${path} from version ${version}`)
     await step.migrate(path, db)
     version = step.to
     await atomicWriteFile(join(path, REPO_FILES.version), `${version}\n`)
   }
+  return version
 }
 
 /**
@@ -216,7 +218,7 @@ export async function openRepo (path: string, options: OpenRepoOptions = {}): Pr
   const db = await openLevel(path, false)
   const opened: Array<{ close(): Promise<void> }> = []
   try {
-    await migrate(path, version, db)
+    await migrateRepo(path, db, version, REPO_VERSION)
     const config = await loadConfig(path)
     const privateKey = await readIdentity(path)
     const apiToken = (await fs.readFile(join(path, REPO_FILES.apiToken), 'utf8')).trim()

@@ -73,6 +73,27 @@ describe('gc', () => {
     expect(gc.running).toBe(false)
   })
 
+  it('stops when aborted and still ends the GC window of the leases', async () => {
+    for (let i = 0; i < 200; i++) {
+      const b = await block(`a${i}`)
+      await store.put(b.cid, b.bytes)
+    }
+    const controller = new AbortController()
+    let ended = 0
+    const watchedLeases = { ...leases, endGc () { ended++; leases.endGc() } }
+    const gc = createGc({
+      blockstore: store,
+      leases: watchedLeases,
+      reachable: async function * () {}
+    }, { concurrency: 4 })
+    const running = gc.run({ signal: controller.signal })
+    controller.abort()
+    await expect(running).rejects.toHaveProperty('name', 'AbortError')
+    expect(ended).toBe(1)
+    expect(store.stat().blocks).toBeGreaterThan(0)
+    expect(gc.running).toBe(false)
+  })
+
   it('loses nothing a concurrent writer leases while it sweeps ~20k unreachable blocks', async () => {
     const N = 20_000
     const garbage: Array<{ cid: CID, bytes: Uint8Array }> = []

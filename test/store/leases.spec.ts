@@ -21,6 +21,7 @@ describe('leases', () => {
     expect(leases.isProtected(CID.createV1(dagPb.code, a.multihash))).toBe(true)
     lease.close()
     expect(leases.isProtected(a)).toBe(false)
+    expect(() => { lease.add(a) }).toThrow(expect.objectContaining({ code: 'ERR_LEASE_CLOSED' }))
   })
 
   it('counts overlapping leases', async () => {

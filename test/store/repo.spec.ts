@@ -11,7 +11,8 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { multihashKey } from '../../src/store/blockstore.ts'
 import { defaultConfig, setConfigValue } from '../../src/store/config.ts'
-import { defaultRepoPath, initRepo, loadConfig, openRepo, saveConfig } from '../../src/store/repo.ts'
+import { defaultRepoPath, initRepo, loadConfig, migrateRepo, openRepo, saveConfig } from '../../src/store/repo.ts'
+import type { Migration } from '../../src/store/repo.ts'
 import type { ChildProcess } from 'node:child_process'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -143,6 +144,22 @@ describe('repo', () => {
     await initRepo(path)
     await fs.writeFile(join(path, 'version'), '2\n')
     expect(await codeOf(openRepo(path))).toMatchObject({ code: 'ERR_REPO_VERSION' })
+  })
+
+  it('migrates step by step through a migrations table, recording each version', async () => {
+    await initRepo(path)
+    const repo = await openRepo(path)
+    const ran: string[] = []
+    const table: Migration[] = [
+      { from: 2, to: 3, migrate: async (_p, db) => { ran.push('2->3'); await db.put('m', 'three') } },
+      { from: 1, to: 2, migrate: async () => { ran.push('1->2') } }
+    ]
+    expect(await migrateRepo(path, repo.db, 1, 3, table)).toBe(3)
+    expect(ran).toEqual(['1->2', '2->3'])
+    expect((await fs.readFile(join(path, 'version'), 'utf8')).trim()).toBe('3')
+    expect(await repo.db.get('m')).toBe('three')
+    expect(await codeOf(migrateRepo(path, repo.db, 3, 5, table))).toMatchObject({ code: 'ERR_REPO_VERSION' })
+    await repo.close()
   })
 
   it('saves config atomically and refuses an invalid one without touching the file', async () => {
