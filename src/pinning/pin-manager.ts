@@ -301,6 +301,36 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
     return undefined
   }
 
+  /**
+   * Every CID a recursive pin reaches other than as its own root (repeats included), in one
+   * scan over all block lists rather than one range read per pin.
+   */
+  async function * indirectBlocks (options?: AbortOptions): AsyncGenerator<CID> {
+    const firstChunk = chunkKey('', 0)
+    for await (const [key, chunk] of pinBlocks.iterator()) {
+      options?.signal?.throwIfAborted()
+      // a list starts with its own root (the walk is pre-order), unless the root is an identity CID
+      let checkRoot = key.endsWith(firstChunk)
+      for (const cid of decodeChunk(chunk)) {
+        if (checkRoot) {
+          checkRoot = false
+          if (key === chunkKey(pinKey(cid), 0)) continue
+        }
+        yield cid
+      }
+    }
+  }
+
+  /** `skip` holds CIDs already listed; each indirect CID is listed once. */
+  async function * indirect (skip: Set<string>, options?: AbortOptions): AsyncGenerator<PinListed> {
+    for await (const cid of indirectBlocks(options)) {
+      const k = memKey(cid)
+      if (skip.has(k)) continue
+      skip.add(k)
+      yield { cid, type: 'indirect' }
+    }
+  }
+
   async function * scanRecords (options?: AbortOptions): AsyncGenerator<[string, PinRecord]> {
     for await (const entry of pins.iterator()) {
       options?.signal?.throwIfAborted()
@@ -356,13 +386,9 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
         }
         if (lookIndirect.size > 0) {
           const found = new Set<string>()
-          for await (const [key, record] of scanRecords(options)) {
-            if (record.type !== 'recursive') continue
-            const root = memKey(CID.parse(record.cid))
-            for await (const block of recordBlocks(key, record)) {
-              const k = memKey(block)
-              if (k !== root && lookIndirect.has(k)) found.add(k)
-            }
+          for await (const cid of indirectBlocks(options)) {
+            const k = memKey(cid)
+            if (lookIndirect.has(k)) found.add(k)
           }
           for (const [k, cid] of lookIndirect) {
             if (!found.has(k)) throw new NotPinnedError(`${cid.toString()} is not pinned`)
@@ -374,9 +400,7 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
       }
 
       const emitted = new Set<string>()
-      const recursiveKeys: Array<[string, PinRecord]> = []
-      for await (const [key, record] of scanRecords(options)) {
-        if (record.type === 'recursive') recursiveKeys.push([key, record])
+      for await (const [, record] of scanRecords(options)) {
         if (typeOk(record) && nameOk(record)) {
           const listed = toListed(record)
           emitted.add(memKey(listed.cid))
@@ -384,15 +408,7 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
         }
       }
       if (!wantIndirect) return
-      for (const [key, record] of recursiveKeys) {
-        const root = memKey(CID.parse(record.cid))
-        for await (const block of recordBlocks(key, record)) {
-          const k = memKey(block)
-          if (k === root || emitted.has(k)) continue
-          emitted.add(k)
-          yield { cid: block, type: 'indirect' }
-        }
-      }
+      yield * indirect(emitted, options)
     },
 
     async * verify (options = {}) {

@@ -245,7 +245,7 @@ describe('pin manager durability', () => {
         return typeof value === 'function' ? value.bind(target) : value
       }
     })
-    const h = await createHarness({}, spyDb)
+    const h = await createHarness({}, { wrapDb: spyDb })
     try {
       const realSync = h.blockstore.sync.bind(h.blockstore)
       h.blockstore.sync = async (options) => {

@@ -7,7 +7,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createPinManager } from '../../src/pinning/pin-manager.ts'
-import type { PinManagerInit, PinDb } from '../../src/pinning/pin-manager.ts'
+import type { PinManagerComponents, PinManagerInit, PinDb } from '../../src/pinning/pin-manager.ts'
 import type { PinManager } from '../../src/pinning/types.ts'
 import type { BlockLeases, RepoBlockstore } from '../../src/store/types.ts'
 import { createBlockstore } from '../../src/store/blockstore.ts'
@@ -24,7 +24,15 @@ export interface Harness {
   close(): Promise<void>
 }
 
-export async function createHarness (init: PinManagerInit = {}, wrapDb?: (db: PinDb) => PinDb): Promise<Harness> {
+export interface HarnessOptions {
+  /** Wraps the LevelDB the pin manager sees (to observe its writes). */
+  wrapDb?(db: PinDb): PinDb
+  /** Wraps the blockstore the pin manager sees. */
+  wrapBlockstore?(blockstore: PinManagerComponents['blockstore']): PinManagerComponents['blockstore']
+}
+
+export async function createHarness (init: PinManagerInit = {}, options: HarnessOptions = {}): Promise<Harness> {
+  const { wrapDb } = options
   const dir = await mkdtemp(join(tmpdir(), 'pinbox-pinning-'))
   const blockstore = createBlockstore({ path: join(dir, 'blocks'), maxBytes: 1024 ** 3 })
   await blockstore.open()
@@ -40,7 +48,7 @@ export async function createHarness (init: PinManagerInit = {}, wrapDb?: (db: Pi
       await h.db.close()
       h.db = new Level<string, any>(join(dir, 'datastore'))
       await h.db.open()
-      h.pins = createPinManager({ db: wrapDb?.(h.db) ?? h.db, blockstore, leases }, init)
+      h.pins = createPinManager({ db: wrapDb?.(h.db) ?? h.db, blockstore: options.wrapBlockstore?.(blockstore) ?? blockstore, leases }, init)
       await h.pins.start()
     },
     async close () {
@@ -51,7 +59,7 @@ export async function createHarness (init: PinManagerInit = {}, wrapDb?: (db: Pi
     }
   }
   await h.db.open()
-  h.pins = createPinManager({ db: wrapDb?.(h.db) ?? h.db, blockstore, leases }, init)
+  h.pins = createPinManager({ db: wrapDb?.(h.db) ?? h.db, blockstore: options.wrapBlockstore?.(blockstore) ?? blockstore, leases }, init)
   await h.pins.start()
   return h
 }
