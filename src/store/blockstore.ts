@@ -163,6 +163,9 @@ class FlatfsBlockstore implements FlatBlockstore {
     if (dirty == null && stored != null) {
       this.blocks = stored.blocks
       this.bytes = stored.bytes
+      // Restamp with this boot's clock: a box without an RTC may start with a clock behind the last
+      // sync, and recovery compares block mtimes with this time.
+      await this.meta.put('stat', JSON.stringify({ ...stored, syncedAt: Date.now() }), { sync: true })
     } else {
       // Unclean shutdown (or first open): blocks written since the last sync may be torn or empty.
       await this.recover(dirty == null ? undefined : (stored?.syncedAt ?? 0) - VERIFY_SLACK_MS)

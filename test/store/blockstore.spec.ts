@@ -163,6 +163,24 @@ describe('flat-file blockstore', () => {
     await store.open()
   })
 
+  it('still verifies after a crash when the clock at boot was behind the last sync (no RTC)', async () => {
+    await store.close()
+    // the last run synced "tomorrow"; this boot's clock is behind it
+    const meta = join(dir, '.meta-stat')
+    const stat = JSON.parse(await fs.readFile(meta, 'utf8'))
+    await fs.writeFile(meta, JSON.stringify({ ...stat, syncedAt: Date.now() + 86_400_000 }))
+    store = createBlockstore({ path: dir })
+    await store.open()
+    const torn = await block('torn after a boot with a late clock')
+    await store.put(torn.cid, torn.bytes)
+    await fs.writeFile(fileOf(dir, torn.cid), '')
+    const after = createBlockstore({ path: dir })
+    await after.open()
+    expect(await after.has(torn.cid)).toBe(false)
+    expect(after.stat().blocks).toBe(0)
+    await after.close()
+  })
+
   it('a clean close leaves no dirty marker, so reopening does not re-verify', async () => {
     const a = await block('clean')
     await store.put(a.cid, a.bytes)
