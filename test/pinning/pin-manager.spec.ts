@@ -215,6 +215,36 @@ describe('pin manager', () => {
     expect((await collect(h.pins.verify()))[0]?.ok).toBe(true)
   })
 
+  it('an aborted add writes no record and releases its lease', async () => {
+    const dag = await makeDag(h.blockstore, 'abort', 30)
+    const controller = new AbortController()
+    await expect(h.pins.add(dag.root, {
+      signal: controller.signal,
+      onProgress: n => { if (n === 5) controller.abort() }
+    })).rejects.toThrow()
+    expect(controller.signal.aborted).toBe(true)
+    expect(await h.pins.get(dag.root)).toBeUndefined()
+    expect(dag.blocks.some(c => h.leases.isProtected(c))).toBe(false)
+
+    // the same holds for a failed walk, and a successful add closes its lease too
+    await h.blockstore.delete(dag.blocks[20] as CID)
+    await expectCode(h.pins.add(dag.root), 'ERR_BLOCK_MISSING')
+    expect(dag.blocks.some(c => h.leases.isProtected(c))).toBe(false)
+    const other = await makeDag(h.blockstore, 'fine', 3)
+    await h.pins.add(other.root)
+    expect(other.blocks.some(c => h.leases.isProtected(c))).toBe(false)
+  })
+
+  it('stop() aborts an add in flight', async () => {
+    const dag = await makeDag(h.blockstore, 'stopping', 30)
+    let stopping: Promise<void> | undefined
+    const adding = h.pins.add(dag.root, { onProgress: n => { if (n === 3) stopping = h.pins.stop() } })
+    await expect(adding).rejects.toThrow()
+    await stopping
+    await h.pins.start()
+    expect(await h.pins.get(dag.root)).toBeUndefined()
+  })
+
   it('refuses work after stop and resumes after start', async () => {
     const dag = await makeDag(h.blockstore, 's', 2)
     await h.pins.stop()
