@@ -71,7 +71,8 @@ export async function * importContent (blockstore: ImportBlockstore, candidates:
     // Kubo's balanced builder wraps non-raw leaves as UnixFS `file` nodes
     leafType: 'file',
     reduceSingleLeafToSelf: true,
-    blockWriteConcurrency: BLOCK_WRITE_CONCURRENCY
+    blockWriteConcurrency: BLOCK_WRITE_CONCURRENCY,
+    ...(options.fileImportConcurrency == null ? {} : { fileImportConcurrency: options.fileImportConcurrency })
   })) {
     signal?.throwIfAborted()
     yield { path: entry.path ?? entry.cid.toString(), cid: entry.cid, size: entry.size }

@@ -14,6 +14,11 @@ export interface ImportOptions extends AbortOptions {
   wrapWithDirectory: boolean
   /** Compute CIDs without writing a block. */
   onlyHash: boolean
+  /**
+   * Files read in parallel (the importer's default is 50, pulled in batches). Sources that can
+   * only produce the next file after the previous one was read, like a multipart upload, need 1.
+   */
+  fileImportConcurrency?: number
   /** Total bytes read from the sources so far. */
   onProgress?(bytesRead: number): void
 }
