@@ -108,7 +108,9 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
         const roots: CID[] = []
         let sawEntry = false
         try {
-          for await (const entry of importContent(leasedWriter(components.blockstore, lease), candidates(), { ...importOptions, signal: controller.signal })) {
+          // one file at a time: busboy yields the next part only once this one was read
+          const source = importContent(leasedWriter(components.blockstore, lease), candidates(), { ...importOptions, fileImportConcurrency: 1, signal: controller.signal })
+          for await (const entry of source) {
             sawEntry = true
             // Kubo names a nameless file by its CID; the wrapping directory keeps ''
             const name = entry.path === '' && !importOptions.wrapWithDirectory ? entry.cid.toString() : entry.path
