@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { resolveImportOptions } from '../../src/content/profiles.ts'
 import { createPinManager } from '../../src/pinning/pin-manager.ts'
 import { initRepo, openRepo } from '../../src/store/repo.ts'
-import { multihashKey } from '../../src/store/blockstore.ts'
+import { createGc } from '../../src/store/gc.ts'
 import type { ApiComponents, ApiNetwork } from '../../src/api/types.ts'
 import type { ImportOptions } from '../../src/content/types.ts'
 import type { PinManager } from '../../src/pinning/types.ts'
@@ -47,27 +47,7 @@ export async function createStack (options: StackOptions = {}): Promise<Stack> {
     const opened = repo
     const pins = createPinManager({ db: opened.db.sublevel('pins'), blockstore: opened.blockstore, leases: opened.leases })
     await pins.start()
-    // interim mark-and-sweep until src/store/gc.ts lands
-    const gc = {
-      async run (o: { signal?: AbortSignal } = {}) {
-        const started = Date.now()
-        opened.leases.beginGc()
-        try {
-          const keep = new Set<string>()
-          for await (const cid of pins.reachable(o)) keep.add(multihashKey(cid))
-          let removed = 0
-          let freedBytes = 0
-          for await (const cid of opened.blockstore.cids(o)) {
-            if (keep.has(multihashKey(cid)) || opened.leases.isProtected(cid)) continue
-            freedBytes += await opened.blockstore.remove(cid)
-            removed++
-          }
-          return { removed, freedBytes, durationMs: Date.now() - started }
-        } finally {
-          opened.leases.endGc()
-        }
-      }
-    }
+    const gc = createGc({ blockstore: opened.blockstore, leases: opened.leases, reachable: (o) => pins.reachable(o) })
     const stack: Stack = {
       dir,
       repo: opened,
