@@ -81,43 +81,52 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         string name;
     }
 
+    /// @dev Field order is storage-slot order, packed for the gas of proofs and accepts.
     struct Member {
-        // read by proofs
+        // slot 0, read by proofs
         address owner;
-        uint64 poolId;
-        // written by proofs
+        uint32 poolId;
+        uint32 id;
+        bool underStaked;
+        // slot 1, written by proofs
         uint40 lastChangeBlock;
         uint32 lastProvenEpoch;
         uint32 provenCount;
         uint64 provenMask;
         uint40 leaveRequestedAt;
         uint32 memberIndex;
-        // running sums over held slots, read by proofs
+        bool live1; // never zero, so the first write of the slot is not a 20k zero-to-non-zero one
+        // slot 2, running sums over held slots, read by proofs
         uint112 payPerEpoch;
         uint80 bytesHeld;
         uint32 slotCount;
+        bool live2;
         // cold
         uint128 stake;
         bytes32 peerIdHash;
     }
 
+    /// @dev `segments` is not stored: it is `ceil(size / 1024)`, checked when the deal opens.
     struct Deal {
         bytes32 root;
-        // read by proofs
-        uint64 segments;
-        uint32 startEpoch;
+        // slot 1, read by proofs and accepts
+        uint64 size;
         uint32 endEpoch;
         uint8 replicas;
         uint8 filled;
         uint8 providerCount;
         bool closed;
-        uint64 poolId;
-        // cold
+        uint32 poolId;
+        uint96 perSlot;
+        // slot 2: the first three providers' member ids share the requester's slot
         address requester;
-        uint112 perSlot;
-        uint256 size;
-        uint256 escrow;
-        uint256 paid;
+        uint32 provider0;
+        uint32 provider1;
+        uint32 provider2;
+        // cold
+        uint128 escrow;
+        uint128 paid;
+        uint32 startEpoch;
     }
 
     struct SlotInfo {
@@ -159,13 +168,18 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
     mapping(address operator => Member) internal _members;
     mapping(bytes32 peerIdHash => address operator) public operatorOfPeer;
     mapping(uint256 dealId => Deal) internal _deals;
-    mapping(uint256 dealId => mapping(uint256 k => address operator)) internal _dealProviders;
+    /// @dev member ids of providers 3.. of a deal, eight uint32 per word
+    mapping(uint256 dealId => mapping(uint256 word => uint256 ids)) internal _moreProviders;
+    mapping(uint256 id => address operator) public operatorById;
+    uint256 public memberCount;
     mapping(uint256 dealId => mapping(address operator => SlotInfo)) internal _slotInfo;
     mapping(address operator => mapping(uint256 index => uint256 dealId)) internal _slotDeal;
     mapping(address operator => mapping(uint256 epoch => Expiry)) internal _expiries;
     mapping(address operator => uint256) internal _faultLog;
     mapping(address operator => mapping(uint256 epoch => bool)) public faultReported;
-    mapping(address owner => uint256) public claimable;
+    /// @dev claimable amount + 1 once an account was credited or joined: a claim leaves 1, so
+    /// the next credit is a cheap non-zero-to-non-zero write
+    mapping(address account => uint256) internal _claimable;
 
     /**
      * @param token_ the ERC-20 used for stakes, escrow, rewards and the reserve
@@ -291,9 +305,15 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
     function _enroll(uint256 poolId, address operator, bytes32 peerHash) internal returns (uint256 stake) {
         stake = _pools[poolId].stake;
         Member storage m = _members[operator];
+        uint256 id = ++memberCount;
         m.owner = msg.sender;
-        m.poolId = uint64(poolId);
+        m.poolId = poolId.toUint32();
+        m.id = id.toUint32();
+        m.live1 = true;
+        m.live2 = true;
         m.stake = uint128(stake);
+        operatorById[id] = operator;
+        if (_claimable[msg.sender] == 0) _claimable[msg.sender] = 1;
         m.peerIdHash = peerHash;
         m.lastProvenEpoch = uint32(currentEpoch() - 1);
         m.memberIndex = uint32(_poolMembers[poolId].length);
@@ -394,15 +414,14 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         dealId = ++dealCount;
         Deal storage d = _deals[dealId];
         d.root = root;
-        d.segments = uint64(segments);
+        d.size = uint64(size);
         d.startEpoch = uint32(epoch);
         d.endEpoch = uint32(epoch + durationEpochs);
         d.replicas = uint8(replicas);
-        d.poolId = uint64(poolId);
+        d.poolId = poolId.toUint32();
         d.requester = msg.sender;
-        d.perSlot = (escrow / (replicas * durationEpochs)).toUint112();
-        d.size = size;
-        d.escrow = escrow;
+        d.perSlot = (escrow / (replicas * durationEpochs)).toUint96();
+        d.escrow = escrow.toUint128();
     }
 
     function _emitOpened(uint256 dealId, bytes calldata cid) internal returns (uint256 escrow) {
@@ -434,7 +453,7 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         if (d.filled >= d.replicas) revert PinboxStorageNoFreeSlot(dealId);
         SlotInfo storage s = _slotInfo[dealId][operator];
         if (s.used) revert PinboxStorageAlreadyAccepted(dealId, operator);
-        if (m.stake < _pools[m.poolId].stake) revert PinboxStorageStakeTooLow(operator, m.stake);
+        if (m.underStaked) revert PinboxStorageStakeTooLow(operator, m.stake);
 
         uint256 count = m.slotCount;
         uint256 lastProven = m.lastProvenEpoch;
@@ -459,9 +478,7 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         Expiry storage ex = _expiries[operator][d.endEpoch];
         ex.pay = (ex.pay + perSlot).toUint112();
         ex.bytes_ = (ex.bytes_ + size).toUint80();
-        uint256 k = d.providerCount;
-        _dealProviders[dealId][k] = operator;
-        d.providerCount = uint8(k + 1);
+        _recordProvider(dealId, d, m.id);
         d.filled += 1;
         emit SlotAccepted(dealId, operator, m.owner);
     }
@@ -528,7 +545,7 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
             revert PinboxStorageWrongChallenge(dealId, index);
         }
         Deal storage d = _deals[dealId];
-        uint256 segments = d.segments;
+        uint256 segments = (uint256(d.size) + SEGMENT_SIZE - 1) / SEGMENT_SIZE;
         if (index != (h >> 128) % segments) revert PinboxStorageWrongChallenge(dealId, index);
         if (!verifySegment(d.root, segments, index, segment, proof)) revert PinboxStorageInvalidProof(dealId, index);
     }
@@ -550,7 +567,7 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
             if (emission != 0) _reserve.balance = uint128(r.balance - emission);
         }
         uint256 amount = pay + emission;
-        if (amount != 0) claimable[m.owner] += amount;
+        if (amount != 0) _addClaimable(m.owner, amount);
     }
 
     /**
@@ -597,8 +614,9 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         uint256 slash = stake * slashBps / 10_000;
         uint256 bounty = slash * bountyBps / 10_000;
         m.stake = uint128(stake - slash);
+        if (stake - slash < _pools[m.poolId].stake) m.underStaked = true;
         _reserve.balance = (uint256(_reserve.balance) + slash - bounty).toUint128();
-        claimable[msg.sender] += bounty;
+        if (bounty != 0) _addClaimable(msg.sender, bounty);
         Deal storage d = _deals[dealId];
         _removeSlot(dealId, d, operator, m);
         emit Slashed(operator, dealId, slash, bounty, msg.sender);
@@ -609,9 +627,10 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
      * Requirements: something to claim. Emits {Claimed}.
      */
     function claim() external nonReentrant returns (uint256 amount) {
-        amount = claimable[msg.sender];
-        if (amount == 0) revert PinboxStorageNothingToClaim(msg.sender);
-        claimable[msg.sender] = 0;
+        uint256 stored = _claimable[msg.sender];
+        if (stored <= 1) revert PinboxStorageNothingToClaim(msg.sender);
+        amount = stored - 1;
+        _claimable[msg.sender] = 1;
         emit Claimed(msg.sender, amount);
         // interaction last: the balance is zeroed before the token (and any hook) runs
         token.safeTransfer(msg.sender, amount);
@@ -632,20 +651,66 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         bytes32[] calldata proof
     ) public pure returns (bool) {
         if (index >= segments || segment.length != SEGMENT_SIZE) return false;
-        bytes32 node = sha256(abi.encodePacked(bytes1(0x00), segment));
-        uint256 used;
-        uint256 n = segments;
-        while (n > 1) {
-            // the odd last node of a level is carried up with no sibling
-            if (!(index == n - 1 && index & 1 == 0)) {
-                if (used == proof.length) return false;
-                bytes32 sibling = proof[used++];
-                node = index & 1 == 0 ? _parent(node, sibling) : _parent(sibling, node);
+        return _asPure(_walk)(root, segments, index, segment, proof);
+    }
+
+    /// @dev The Merkle walk in assembly: the Solidity version spent ~20k gas on bounds checks and
+    /// per-level allocations, a fifth of a proof's budget.
+    function _walk(bytes32 root, uint256 n, uint256 index, bytes calldata segment, bytes32[] calldata proof)
+        private
+        view
+        returns (bool ok)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore8(ptr, 0x00)
+            calldatacopy(add(ptr, 1), segment.offset, 1024)
+            if iszero(staticcall(gas(), 0x02, ptr, 1025, 0x00, 0x20)) { revert(0, 0) }
+            let node := mload(0x00)
+            mstore8(ptr, 0x01)
+            let p := proof.offset
+            let end := add(p, shl(5, proof.length))
+            let short := 0
+            for {} gt(n, 1) {} {
+                // the odd last node of a level is carried up with no sibling
+                if iszero(and(eq(index, sub(n, 1)), iszero(and(index, 1)))) {
+                    if eq(p, end) {
+                        short := 1
+                        break
+                    }
+                    let sibling := calldataload(p)
+                    p := add(p, 0x20)
+                    switch and(index, 1)
+                    case 0 {
+                        mstore(add(ptr, 1), node)
+                        mstore(add(ptr, 33), sibling)
+                    }
+                    default {
+                        mstore(add(ptr, 1), sibling)
+                        mstore(add(ptr, 33), node)
+                    }
+                    if iszero(staticcall(gas(), 0x02, ptr, 65, 0x00, 0x20)) { revert(0, 0) }
+                    node := mload(0x00)
+                }
+                index := shr(1, index)
+                n := shr(1, add(n, 1))
             }
-            index >>= 1;
-            n = (n + 1) >> 1;
+            ok := and(iszero(short), and(eq(p, end), eq(node, root)))
         }
-        return used == proof.length && node == root;
+    }
+
+    /// @dev The sha256 precompile only reads its input; calling it is pure in all but the
+    /// compiler's view of a `staticcall`.
+    function _asPure(
+        function(bytes32, uint256, uint256, bytes calldata, bytes32[] calldata) internal view returns (bool) f
+    )
+        private
+        pure
+        returns (function(bytes32, uint256, uint256, bytes calldata, bytes32[] calldata) internal pure returns (bool) g)
+    {
+        assembly {
+            g := f
+        }
     }
 
     function currentEpoch() public view returns (uint256) {
@@ -674,7 +739,7 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         if (bh == bytes32(0)) return (challenged, seedBlock, deadline, 0, 0);
         uint256 h = uint256(keccak256(abi.encode(bh, operator)));
         dealId = _slotDeal[operator][h % m.slotCount];
-        index = (h >> 128) % _deals[dealId].segments;
+        index = (h >> 128) % ((uint256(_deals[dealId].size) + SEGMENT_SIZE - 1) / SEGMENT_SIZE);
     }
 
     function getPool(uint256 poolId) external view returns (Pool memory) {
@@ -699,10 +764,18 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         for (uint256 i = 0; i < n; ++i) ids[i] = _slotDeal[operator][i];
     }
 
+    /// @notice Every member that ever took a slot of `dealId`, in order (held or freed).
     function dealProviders(uint256 dealId) external view returns (address[] memory list) {
-        uint256 n = _deals[dealId].providerCount;
+        Deal storage d = _deals[dealId];
+        uint256 n = d.providerCount;
         list = new address[](n);
-        for (uint256 i = 0; i < n; ++i) list[i] = _dealProviders[dealId][i];
+        for (uint256 i = 0; i < n; ++i) list[i] = _providerAt(dealId, d, i);
+    }
+
+    /// @notice Rewards `account` can claim now.
+    function claimable(address account) external view returns (uint256) {
+        uint256 stored = _claimable[account];
+        return stored == 0 ? 0 : stored - 1;
     }
 
     function slotHeld(uint256 dealId, address operator) external view returns (bool) {
@@ -805,18 +878,41 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
             ex.pay -= uint112(perSlot);
             ex.bytes_ -= uint80(size);
         }
-        d.paid += (endCount - s.provenAtStart) * perSlot;
+        d.paid += uint128((endCount - s.provenAtStart) * perSlot);
         s.held = false;
         d.filled -= 1;
         m.lastChangeBlock = uint40(block.number);
         emit SlotFreed(dealId, operator);
     }
 
+    function _addClaimable(address account, uint256 amount) internal {
+        uint256 stored = _claimable[account];
+        _claimable[account] = (stored == 0 ? 1 : stored) + amount;
+    }
+
+    function _recordProvider(uint256 dealId, Deal storage d, uint32 id) internal {
+        uint256 k = d.providerCount;
+        if (k == 0) d.provider0 = id;
+        else if (k == 1) d.provider1 = id;
+        else if (k == 2) d.provider2 = id;
+        else _moreProviders[dealId][(k - 3) >> 3] |= uint256(id) << (((k - 3) & 7) * 32);
+        d.providerCount = uint8(k + 1);
+    }
+
+    function _providerAt(uint256 dealId, Deal storage d, uint256 k) internal view returns (address) {
+        uint256 id;
+        if (k == 0) id = d.provider0;
+        else if (k == 1) id = d.provider1;
+        else if (k == 2) id = d.provider2;
+        else id = (_moreProviders[dealId][(k - 3) >> 3] >> (((k - 3) & 7) * 32)) & 0xffffffff;
+        return operatorById[id];
+    }
+
     function _close(uint256 dealId, Deal storage d) internal {
         if (d.closed) revert PinboxStorageDealClosed(dealId);
         uint256 n = d.providerCount;
         for (uint256 k = 0; k < n; ++k) {
-            address operator = _dealProviders[dealId][k];
+            address operator = _providerAt(dealId, d, k);
             if (_slotInfo[dealId][operator].held) _removeSlot(dealId, d, operator, _members[operator]);
         }
         d.closed = true;
@@ -825,9 +921,5 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         emit DealClosed(dealId, d.paid, refund);
         // interaction last
         if (refund != 0) token.safeTransfer(requester, refund);
-    }
-
-    function _parent(bytes32 left, bytes32 right) private pure returns (bytes32) {
-        return sha256(abi.encodePacked(bytes1(0x01), left, right));
     }
 }

@@ -288,6 +288,30 @@ describe('PinboxStorage on anvil cancun', () => {
       expect(await storage.claimable(ownerA.address)).toBe(2n * dl.perSlot + ds.perSlot)
     })
 
+    it('tracks more than three providers of a deal and settles them all on cancel', async () => {
+      const extra: Wallet[] = []
+      for (const owner of [stranger, reporter, admin]) {
+        const op = randomWallet()
+        await send((await join(poolId, owner, op)).tx())
+        extra.push(op)
+      }
+      const owners = [ownerA, ownerB, ownerC, stranger, reporter, admin]
+      const ops = [opA, opB, opC, ...extra]
+      await freshEpoch()
+      const deal = await openDeal(content(3000), 6, 4)
+      for (let i = 0; i < 6; i++) await send(S(owners[i] as Wallet).acceptSlot(deal, (ops[i] as Wallet).address))
+      expect(await storage.dealProviders(deal)).toEqual(ops.map(o => o.address))
+      const d = await storage.getDeal(deal)
+      // the operators without ETH can't send: prove with the funded ones
+      await prove(opA)
+      await prove(opC)
+      const before = await bal(requester.address)
+      await send(S(requester).cancelDeal(deal))
+      expect(await bal(requester.address)).toBe(before + d.escrow - 2n * d.perSlot)
+      for (const op of ops) expect(await storage.slotHeld(deal, op.address)).toBe(false)
+      expect((await storage.getDeal(deal)).filled).toBe(0n)
+    })
+
     it('validates deals: commitment size, replicas, pool; the requester cannot provide', async () => {
       const c = content(3000)
       await expectRevert(S(requester).openDeal(poolId, '0x01', c.tree.root, 3000, 2, 1, 1), 'PinboxStorageInvalidDeal')
