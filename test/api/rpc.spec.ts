@@ -360,10 +360,11 @@ describe('api upload limits', () => {
     const source = async function * () {
       for (let i = 0; i < 16; i++) yield new Uint8Array(64 * 1024).fill(i)
     }
+    const before = (await all(client.pin.ls())).length
     const res = await statusOf(client.add({ path: 'stream.bin', content: source() }))
     // the server may close before the client finished sending; either way the add fails
     expect([413, -1]).toContain(res.status)
-    expect((await all(client.pin.ls())).length).toBe(1)
+    expect((await all(client.pin.ls())).length).toBe(before)
   })
 })
 
@@ -373,3 +374,45 @@ async function findFile (dir: string, key: string): Promise<string> {
   }
   throw new Error(`no file for ${key} in ${dir}`)
 }
+
+describe('api storage quota', () => {
+  let stack: Stack
+  let app: FastifyInstance
+  let client: KuboRPCClient
+
+  beforeAll(async () => {
+    stack = await createStack({ maxBytes: 128 * 1024 })
+    app = buildServer(stack.components, { token: TOKEN })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address()
+    if (address == null || typeof address === 'string') throw new Error('no address')
+    client = create({ url: `http://127.0.0.1:${address.port}/api/v0`, headers: { authorization: `Bearer ${TOKEN}` } })
+  })
+
+  afterAll(async () => {
+    await app?.close()
+    await stack?.close()
+  })
+
+  it('answers an add over the quota with 507 and pins nothing; GC reclaims the partial blocks', async () => {
+    const data = new Uint8Array(512 * 1024)
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff
+    const res = await statusOf(client.add(data, { chunker: 'size-16384' }))
+    expect(res.status).toBe(507)
+    expect(res.message).toMatch(/quota/)
+    expect(await all(client.pin.ls())).toEqual([])
+    await all(client.repo.gc())
+    expect((await client.repo.stat()).numObjects).toBe(0n)
+    // a small add still fits
+    const small = await client.add(enc.encode('fits'))
+    expect((await all(client.pin.ls())).map(p => p.cid.toString())).toEqual([small.cid.toString()])
+  })
+
+  it('reports an error that happens after a progress stream began by cutting the stream', async () => {
+    const data = new Uint8Array(512 * 1024).fill(3)
+    data[0] = 9
+    for (let i = 0; i < data.length; i += 1000) data[i] = i & 0xff
+    await expect(client.add(data, { chunker: 'size-16384', progress: () => {} })).rejects.toThrow()
+    expect((await all(client.pin.ls({ type: 'recursive' }))).length).toBe(1)
+  })
+})
