@@ -17,6 +17,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 export const ROOT = resolve(here, '..')
 export const CONTRACTS_DIR = join(ROOT, 'contracts')
 export const ARTIFACTS_DIR = join(ROOT, 'artifacts')
+export const STAMP = '.build-stamp'
 
 export interface Artifact {
   contractName: string
@@ -107,6 +108,10 @@ export async function buildContracts (opts: { outDir?: string } = {}): Promise<B
       await rename(tmp, target)
     }
   }
+  // written last: readers take artifacts/ as complete only when this stamp is newer than the sources
+  const stamp = join(outDir, STAMP)
+  await writeFile(`${stamp}.${process.pid}.tmp`, new Date().toISOString() + '\n')
+  await rename(`${stamp}.${process.pid}.tmp`, stamp)
   return { artifacts, warnings }
 }
 

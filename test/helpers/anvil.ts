@@ -11,7 +11,7 @@ import { readdir, readFile, stat } from 'node:fs/promises'
 import { join, dirname } from 'node:path'
 import { ContractFactory, HDNodeWallet, Interface, JsonRpcProvider, Wallet } from 'ethers'
 import type { Signer } from 'ethers'
-import { ARTIFACTS_DIR, ROOT, EVM_VERSION, buildContracts, sourcesMtime } from '../../contracts/build.ts'
+import { ARTIFACTS_DIR, ROOT, EVM_VERSION, STAMP, buildContracts, sourcesMtime } from '../../contracts/build.ts'
 
 export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk'
 
@@ -164,7 +164,7 @@ let building: Promise<void> | undefined
 /** Builds artifacts/ with solc unless every artifact is newer than every source. */
 export async function ensureArtifacts (): Promise<void> {
   building ??= (async () => {
-    const marker = join(ARTIFACTS_DIR, 'PinboxStorage.json')
+    const marker = join(ARTIFACTS_DIR, STAMP)
     const fresh = existsSync(marker) && (await stat(marker)).mtimeMs >= await sourcesMtime()
     if (!fresh) await buildContracts()
   })()
