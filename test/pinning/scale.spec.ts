@@ -17,11 +17,14 @@ async function mapConcurrent<T> (items: T[], limit: number, fn: (item: T) => Pro
 describe('pin manager at scale', () => {
   let h: Harness
   let roots: CID[]
+  // block reads through the pin manager: marking and listing must come from LevelDB alone
+  let reads = 0
 
   beforeAll(async () => {
     // Durability is proven in pin-manager.spec.ts; here only the mark phase is measured, so the
     // 10k adds skip the fsyncs and read the walked blocks through a cache over the real store.
     const cache = new Map<string, Uint8Array>()
+    reads = 0
     h = await createHarness({}, {
       wrapDb: (db) => new Proxy(db, {
         get (target, prop) {
@@ -32,6 +35,7 @@ describe('pin manager at scale', () => {
       }),
       wrapBlockstore: (store) => ({
         async * get (cid, options) {
+          reads++
           const key = cid.toString()
           let bytes = cache.get(key)
           if (bytes == null) {
@@ -62,10 +66,12 @@ describe('pin manager at scale', () => {
     await h?.close()
   })
 
-  it(`marks ${PINS * BLOCKS_PER_PIN} pinned blocks from LevelDB in a second or two`, async () => {
+  it(`marks ${PINS * BLOCKS_PER_PIN} pinned blocks from LevelDB without reading a block`, async () => {
     let started = performance.now()
     let n = 0
+    const readsBefore = reads
     for await (const _cid of h.pins.reachable()) n++
+    expect(reads).toBe(readsBefore)
     const ms = performance.now() - started
     expect(n).toBe(PINS * BLOCKS_PER_PIN)
 
@@ -77,14 +83,12 @@ describe('pin manager at scale', () => {
     console.log(`reachable(): ${n} CIDs in ${Math.round(ms)} ms; gc.run() over ${PINS} pins: ${Math.round(gcMs)} ms, removed ${result.removed}`)
     // only the shared leaves' own (unpinned) root goes
     expect(result.removed).toBe(1)
-    // generous bounds for a loaded 2-core CI box; measured numbers are printed above
-    expect(ms).toBeLessThan(6_000)
-    expect(gcMs).toBeLessThan(12_000)
   })
 
   it('lists indirect pins and finds a pin by CID without re-walking DAGs', async () => {
     let started = performance.now()
     let n = 0
+    const readsBefore = reads
     for await (const _p of h.pins.ls({ type: 'indirect' })) n++
     const lsMs = performance.now() - started
     expect(n).toBe(BLOCKS_PER_PIN - 1)
@@ -95,6 +99,6 @@ describe('pin manager at scale', () => {
     expect(listed).toMatchObject([{ type: 'recursive' }])
     const getMs = performance.now() - started
     console.log(`ls --type indirect: ${Math.round(lsMs)} ms; ls one CID: ${getMs.toFixed(1)} ms`)
-    expect(lsMs).toBeLessThan(8_000)
+    expect(reads).toBe(readsBefore)
   })
 })
