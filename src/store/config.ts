@@ -79,8 +79,51 @@ export const gatewaySection = z.strictObject({
 export const swarmSection = z.strictObject({
   listen: z.array(z.string()).default(['/ip4/0.0.0.0/tcp/4101', '/ip4/0.0.0.0/tcp/4102/ws']),
   announce: z.array(z.string()).default([]),
+  // empty: a fresh box dials nobody until its owner says so (the README lists the public IPFS ones)
   bootstrap: z.array(z.string()).default([]),
-  mdns: z.boolean().default(true)
+  mdns: z.boolean().default(true),
+  upnp: z.boolean().default(false),
+  autonat: z.boolean().default(true),
+  relay: z.strictObject({ server: z.boolean().default(false) }).prefault({}),
+  connections: z.strictObject({
+    low: z.number().int().min(0).default(64),
+    high: z.number().int().min(1).default(256)
+  }).prefault({}).refine(c => c.low <= c.high, { message: 'connections.low must not exceed connections.high' }),
+  /** Concurrent inbound streams each peer may open per protocol. */
+  inboundStreams: z.strictObject({
+    bitswap: z.number().int().min(1).default(64),
+    dht: z.number().int().min(1).default(32),
+    identify: z.number().int().min(1).default(4),
+    ping: z.number().int().min(1).default(4)
+  }).prefault({}),
+  /** Caps over all connections in bytes per second; '0' is unlimited. */
+  bandwidth: z.strictObject({
+    up: bytesValue.default('0'),
+    down: bytesValue.default('0')
+  }).prefault({})
+})
+
+export const dhtSection = z.strictObject({
+  /** The public IPFS DHT: a client by default so a box behind NAT does not answer for the world. */
+  amino: z.strictObject({
+    enabled: z.boolean().default(true),
+    mode: z.enum(['client', 'server']).default('client')
+  }).prefault({}),
+  /** The pool's own DHT (protocol /pinbox/<pool.id>/kad/1.0.0), always a server among members. */
+  pool: z.strictObject({
+    enabled: z.boolean().default(true)
+  }).prefault({})
+})
+
+/** Minimal until the pool work adds members and shares: the id names the pool DHT's protocol. */
+export const poolSection = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a pool id is 1-64 letters, digits, ".", "_" or "-"').default('default')
+})
+
+export const provideSection = z.strictObject({
+  enabled: z.boolean().default(true),
+  strategy: z.enum(['roots', 'pinned', 'all']).default('roots'),
+  interval: durationValue.default('22h')
 })
 
 export const storageSection = z.strictObject({
@@ -97,6 +140,9 @@ export const configSchema = z.strictObject({
   api: apiSection.prefault({}),
   gateway: gatewaySection.prefault({}),
   swarm: swarmSection.prefault({}),
+  dht: dhtSection.prefault({}),
+  provide: provideSection.prefault({}),
+  pool: poolSection.prefault({}),
   storage: storageSection.prefault({}),
   import: importSection.prefault({})
 })
