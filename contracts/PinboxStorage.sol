@@ -44,7 +44,20 @@ import {IPinboxStorage} from "./IPinboxStorage.sol";
  * sums (pay and bytes over held slots); deal expiry is applied from per-epoch expiry
  * buckets, so proof gas does not depend on the number of deals held (it grows only with
  * the number of epochs since the member's previous proof). What a deal did not pay out
- * returns to its requester on finalize or cancel, to the wei.
+ * returns to its requester on finalize or cancel, to the wei. Escrow is
+ * `pricePerGiBEpoch * size * replicas * durationEpochs / 2^30` (integer division).
+ *
+ * Faults and slashing: after the window closes anyone may report a missed proof. F faults
+ * within W epochs slash `stake * slashBps / 10000` (never more than the stake); the reporter
+ * of the F-th fault gets `bountyBps` of it, the rest goes to the reserve, and the slot of the
+ * deal challenged in that epoch is freed. A member whose stake fell below its pool's stake
+ * takes no new slot. A challenge that lands on a deal already ended is not a fault.
+ *
+ * Limitations, on purpose: a member's slot array keeps ended deals until someone finalizes
+ * them (anyone may); every slot change (accept, free, finalize) re-seeds the member's
+ * challenge, so a missed epoch followed by a slot change in a later block can no longer be
+ * reported: reporters should report when the window closes. Faults are reportable while the
+ * seed block hash is available (256 blocks) and within the last 64 proven epochs.
  */
 contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGuardTransient, EIP712 {
     using SafeERC20 for IERC20;
@@ -596,6 +609,8 @@ contract PinboxStorage is IPinboxStorage, AccessControl, Pausable, ReentrancyGua
         if (faultReported[operator][epoch]) revert PinboxStorageFaultAlreadyReported(operator, epoch);
         uint256 h = _seedFor(operator, epoch, m.lastChangeBlock, false);
         uint256 dealId = _slotDeal[operator][h % slotCount];
+        // an ended deal's data may be dropped: a challenge on a slot not yet released is excused
+        if (_deals[dealId].endEpoch <= epoch) revert PinboxStorageNotChallenged(operator, epoch);
         faultReported[operator][epoch] = true;
         emit FaultReported(operator, epoch, dealId, msg.sender);
 

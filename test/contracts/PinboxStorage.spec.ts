@@ -440,6 +440,22 @@ describe('PinboxStorage on anvil cancun', () => {
     })
   })
 
+  describe('ended deals', () => {
+    it('a challenge on a deal that has ended is not a fault, and the ended slot pays nothing', async () => {
+      await freshEpoch()
+      const deal = await openDeal(content(2048), 1, 1)
+      await send(S(ownerB).acceptSlot(deal, opB.address))
+      const e = await freshEpoch()
+      const ch = await challenge(opB)
+      expect(ch.dealId).toBe(deal)
+      await mineTo(ch.deadline)
+      await expectRevert(S(reporter).reportFault(opB.address, e), 'PinboxStorageNotChallenged')
+      await mineTo(epochStart(e + 1))
+      const p = await prove(opB)
+      expect([p.pay, p.emission]).toEqual([0n, 0n])
+    })
+  })
+
   describe('access and pause', () => {
     it('reverts unauthorized callers', async () => {
       await expectRevert(S(stranger).createPool('x', 1, 1), 'AccessControlUnauthorizedAccount')
