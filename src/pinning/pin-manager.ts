@@ -35,6 +35,16 @@ export interface PinManagerInit {
   hashers?: MultihashHasher[]
   /** Walks a DAG yielding each distinct block once; the content layer's walker by default. */
   walk?: typeof walkDag
+  /**
+   * Where `add` reads the DAG from: a blockstore that fetches missing blocks from the network,
+   * verifies them and writes them into the repo's store (whose `sync` still makes them durable).
+   * The repo's own blockstore when absent, so a pin of absent content fails fast.
+   */
+  fetch?: Pick<RepoBlockstore, 'get'>
+  /** Called after a pin record is durable, with every block it holds (the root alone for a direct pin). */
+  onPinned?(pin: Pin, blocks: CID[]): void
+  /** Called after a pin record is removed. */
+  onUnpinned?(pin: Pin): void
 }
 
 /** What is stored under `pins/<key>`. */
@@ -140,6 +150,7 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
   const { db, blockstore, leases } = components
   const chunkSize = init.chunkSize ?? DEFAULT_CHUNK_SIZE
   const walk = init.walk ?? walkDag
+  const source = init.fetch ?? blockstore
   const hashers = new Map<number, MultihashHasher>()
   for (const h of [sha256, sha512, sha1, identity as MultihashHasher, ...(init.hashers ?? [])]) hashers.set(h.code, h)
 
@@ -189,7 +200,7 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
           const digest = cid.multihash.digest
           return (function * () { yield digest })()
         }
-        return blockstore.get(cid, options)
+        return source.get(cid, options)
       },
       async has (cid, options) {
         lease.add(cid)
@@ -223,13 +234,13 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
         for await (const block of walk(store, cid, { signal })) {
           cids.push(block.cid)
           bytes += block.bytes.byteLength
-          options.onProgress?.(cids.length)
+          options.onProgress?.(cids.length, bytes)
         }
       } else {
         const block = await readBlock(store, cid, { signal })
         cids.push(cid)
         bytes = block.byteLength
-        options.onProgress?.(1)
+        options.onProgress?.(1, bytes)
       }
       signal.throwIfAborted()
 
@@ -257,7 +268,9 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
         ops.push({ type: 'del', sublevel: pinBlocks, key: chunkKey(key, n) })
       }
       await db.batch(ops, SYNCED)
-      return toPin(record)
+      const pin = toPin(record)
+      init.onPinned?.(pin, cids)
+      return pin
     } finally {
       lease.close()
     }
@@ -275,7 +288,9 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
     const ops: Array<AbstractBatchOperation<PinDb, string, any>> = [{ type: 'del', sublevel: pins, key }]
     for (let n = 0; n < record.chunks; n++) ops.push({ type: 'del', sublevel: pinBlocks, key: chunkKey(key, n) })
     await db.batch(ops, SYNCED)
-    return toPin(record)
+    const pin = toPin(record)
+    init.onUnpinned?.(pin)
+    return pin
   }
 
   async function checkBlock (cid: CID, options: AbortOptions): Promise<BlockError | undefined> {

@@ -20,7 +20,8 @@ export interface PinAddOptions extends AbortOptions {
   recursive?: boolean
   name?: string
   metadata?: Record<string, string>
-  onProgress?(blocksSeen: number): void
+  /** After each block is stored: distinct blocks and bytes so far. */
+  onProgress?(blocksSeen: number, bytesSeen: number): void
 }
 
 export interface PinListed {
