@@ -440,6 +440,19 @@ describe('PinboxStorage on anvil cancun', () => {
     })
   })
 
+  describe('seeds', () => {
+    it('never uses a zero block hash: a fault older than 256 blocks cannot be reported', async () => {
+      await freshEpoch()
+      const deal = await openDeal(content(2048), 1, 100)
+      await send(S(ownerB).acceptSlot(deal, opB.address))
+      const e = await freshEpoch()
+      const ch = await challenge(opB)
+      await anvil.mine(300)
+      const args = await expectRevert(S(reporter).reportFault(opB.address, e), 'PinboxStorageSeedUnavailable')
+      expect(args).toEqual([BigInt(ch.seedBlock)])
+    })
+  })
+
   describe('ended deals', () => {
     it('a challenge on a deal that has ended is not a fault, and the ended slot pays nothing', async () => {
       await freshEpoch()
