@@ -1,0 +1,380 @@
+/**
+ * Storage-node benchmarks (issue 2), each figure against this machine's own limit in the same
+ * run: durable add vs `dd conv=fsync`, get/cat vs `cat` of a plain file, daemon memory and
+ * start-up, GC on a 1M-block repo during an add, and the flat-file vs LevelDB blockstore choice.
+ * Writes the `## Storage node core` section of bench/results.md (other sections are left as they
+ * are). Run: `npm run bench [-- --only add,get,compare,startup,gc] [--quick] [--gc-runs N] [--keep]`.
+ * `--quick` is a smoke size that only checks the script; it prints and does not write results.md.
+ */
+import { randomFillSync } from 'node:crypto'
+import { existsSync, statSync } from 'node:fs'
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { cpus, loadavg, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { durableImport, STORE_LABELS } from './core/blockstores.ts'
+import type { StoreKind } from './core/blockstores.ts'
+import { buildPinned, buildUnpinned, fixtureStateFile, markUnpinnedGone } from './core/fixture.ts'
+import { createProcs, freePort, ROOT, rssKiB, sampleRss } from './core/proc.ts'
+import type { Procs } from './core/proc.ts'
+
+const PARTS = ['add', 'get', 'compare', 'startup', 'gc'] as const
+type Part = typeof PARTS[number]
+
+const { values: flags } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'gc-runs': { type: 'string', default: '1' },
+    keep: { type: 'boolean', default: false }
+  }
+})
+const only = new Set((flags.only ?? PARTS.join(',')).split(',').map(s => s.trim()).filter(Boolean))
+for (const p of only) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`unknown part ${p}; parts: ${PARTS.join(', ')}`)
+const quick = flags.quick === true
+const gcRuns = Math.max(1, Number(flags['gc-runs']))
+
+const MIB = 1024 * 1024
+const RUNS = 3
+const SIZE = quick
+  ? { addMiB: 64, gcAddMiB: 16, dags: 200, blocksPerDag: 50, unpinned: 10_000, idleMs: 5_000 }
+  : { addMiB: 1024, gcAddMiB: 256, dags: 10_000, blocksPerDag: 50, unpinned: 500_000, idleMs: 60_000 }
+const BLOCK_SIZE = 1024
+const TMP = join(ROOT, 'bench', 'tmp', quick ? 'core-quick' : 'core')
+const RESULTS = join(ROOT, 'bench', 'results.md')
+const HEADING = '## Storage node core'
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2] as number : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2
+}
+const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000)
+const f0 = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : '–'
+const f2 = (x: number): string => Number.isFinite(x) ? x.toFixed(2) : '–'
+const mib = (kib: number): string => (kib / 1024).toFixed(0)
+const passFail = (ok: boolean): string => ok ? '**pass**' : '**FAIL**'
+const log = (line: string): void => { console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`) }
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+interface Row { what: string, value: string, baseline: string, ratio: string, goal: string, verdict: string }
+const rows: Row[] = []
+const notes: string[] = []
+const row = (r: Row): void => {
+  rows.push(r)
+  log(`${r.what}: ${r.value} (baseline ${r.baseline}, ratio ${r.ratio}, goal ${r.goal}) ${r.verdict}`)
+}
+
+async function randomFile (path: string, bytes: number): Promise<void> {
+  if (existsSync(path) && statSync(path).size === bytes) return
+  log(`writing ${bytes / MIB} MiB of random bytes to ${path}`)
+  const fh = await open(path, 'w')
+  try {
+    const buf = new Uint8Array(16 * MIB)
+    for (let left = bytes; left > 0; left -= buf.length) {
+      const n = Math.min(buf.length, left)
+      randomFillSync(buf, 0, n)
+      await fh.write(buf, 0, n)
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
+async function ensureRepo (procs: Procs, repo: string): Promise<void> {
+  if (existsSync(join(repo, 'config.json'))) return
+  await procs.cliOk(repo, ['init'])
+  // a fixed port, so `pinbox id` finds the daemon from the config alone (as a user's CLI does)
+  await procs.cliOk(repo, ['config', 'set', 'api.port', String(await freePort())])
+  await procs.cliOk(repo, ['config', 'set', 'swarm.listen', '["/ip4/127.0.0.1/tcp/0"]'])
+}
+
+async function unpinAndGc (procs: Procs, repo: string, cid: string): Promise<void> {
+  await procs.cliOk(repo, ['pin', 'rm', cid])
+  await procs.cliOk(repo, ['repo', 'gc', '--quiet'])
+}
+
+async function dd (procs: Procs, src: string, MiB: number): Promise<number> {
+  const out = join(TMP, 'dd.out')
+  const r = await procs.run('dd', [`if=${src}`, `of=${out}`, 'bs=1M', `count=${MiB}`, 'conv=fsync'])
+  if (r.code !== 0) throw new Error(`dd failed: ${r.stderr}`)
+  await rm(out, { force: true })
+  return r.ms
+}
+
+// ---------------------------------------------------------------- add (durable) + peak RSS
+async function benchAdd (procs: Procs, repo: string, src: string): Promise<void> {
+  const bytes = SIZE.addMiB * MIB
+  const d = await procs.daemon(repo)
+  const addMs: number[] = []
+  const ddMs: number[] = []
+  const peaks: number[] = []
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      const sampler = sampleRss(d.pid)
+      const r = await procs.cliOk(repo, ['add', '-q', '--no-progress', src])
+      const s = sampler.stop()
+      const cid = r.stdout.trim()
+      addMs.push(r.ms)
+      peaks.push(s.peakRssKiB)
+      await unpinAndGc(procs, repo, cid)
+      ddMs.push(await dd(procs, src, SIZE.addMiB))
+      log(`add run ${i + 1}: pinbox add ${f0(mbps(bytes, r.ms))} MB/s (${cid}), peak RSS ${mib(s.peakRssKiB)} MiB (${s.samples} samples); dd conv=fsync ${f0(mbps(bytes, ddMs[i] as number))} MB/s`)
+    }
+  } finally {
+    const hwm = rssKiB(d.pid).hwm
+    notes.push(`Daemon VmHWM (lifetime peak, start-up + ${RUNS} adds + their GCs): ${mib(hwm)} MiB.`)
+    await d.stop()
+  }
+  const add = mbps(bytes, median(addMs))
+  const base = mbps(bytes, median(ddMs))
+  row({ what: `\`pinbox add\` ${SIZE.addMiB} MiB random file, durable (CLI start to exit)`, value: `${f0(add)} MB/s`, baseline: `dd bs=1M conv=fsync: ${f0(base)} MB/s`, ratio: f2(add / base), goal: '>= 0.6', verdict: passFail(add / base >= 0.6) })
+  const peak = Math.max(...peaks)
+  row({ what: 'daemon peak RSS during the add (VmRSS sampled every 50 ms, max of runs)', value: `${mib(peak)} MiB`, baseline: '–', ratio: '–', goal: '<= 256 MiB', verdict: passFail(peak <= 256 * 1024) })
+}
+
+// ---------------------------------------------------------------- get / cat (warm)
+async function benchGet (procs: Procs, repo: string, src: string): Promise<void> {
+  const bytes = SIZE.addMiB * MIB
+  const d = await procs.daemon(repo)
+  const out = join(TMP, 'get.out')
+  const plain: number[] = []
+  const cat: number[] = []
+  const get: number[] = []
+  try {
+    const cid = (await procs.cliOk(repo, ['add', '-q', '--no-progress', src])).stdout.trim()
+    // warm-up: the source file and the block files in the page cache
+    await procs.run('cat', [src], { stdout: 'devnull' })
+    await procs.cliOk(repo, ['cat', cid], { stdout: 'devnull' })
+    for (let i = 0; i < RUNS; i++) {
+      plain.push((await procs.run('cat', [src], { stdout: 'devnull' })).ms)
+      cat.push((await procs.cliOk(repo, ['cat', cid], { stdout: 'devnull' })).ms)
+      await rm(out, { force: true })
+      get.push((await procs.cliOk(repo, ['get', cid, '-o', out])).ms)
+      if (i === 0 && (await procs.run('cmp', [src, out])).code !== 0) throw new Error('pinbox get wrote different bytes')
+      await rm(out, { force: true })
+      log(`get run ${i + 1}: cat plain ${f0(mbps(bytes, plain[i] as number))} MB/s, pinbox cat ${f0(mbps(bytes, cat[i] as number))} MB/s, pinbox get ${f0(mbps(bytes, get[i] as number))} MB/s`)
+    }
+    await unpinAndGc(procs, repo, cid)
+  } finally {
+    await d.stop()
+  }
+  const base = mbps(bytes, median(plain))
+  for (const [name, ms] of [['`pinbox cat CID > /dev/null`', cat], ['`pinbox get CID -o file`', get]] as const) {
+    const v = mbps(bytes, median(ms))
+    row({ what: `${name} ${SIZE.addMiB} MiB, warm cache`, value: `${f0(v)} MB/s`, baseline: `cat plainfile > /dev/null: ${f0(base)} MB/s`, ratio: f2(v / base), goal: '>= 400 MB/s', verdict: passFail(v >= 400) })
+  }
+}
+
+// ---------------------------------------------------------------- start-up + idle RSS
+async function benchStartup (procs: Procs, repo: string): Promise<void> {
+  const toId: number[] = []
+  const ready: number[] = []
+  for (let i = 0; i < RUNS; i++) {
+    const started = performance.now()
+    const daemon = procs.daemon(repo)
+    daemon.catch(() => {})
+    let answered = false
+    let tries = 0
+    while (!answered) {
+      if (performance.now() - started > 60_000) throw new Error('pinbox id did not answer within 60 s')
+      answered = (await procs.cli(repo, ['id'])).code === 0
+      tries++
+    }
+    toId.push(performance.now() - started)
+    const d = await daemon
+    ready.push(d.readyMs)
+    await d.stop()
+    log(`start-up run ${i + 1}: \`pinbox id\` answered after ${f0(toId[i] as number)} ms (${tries} tries), daemon ready after ${f0(d.readyMs)} ms`)
+  }
+  const t = median(toId)
+  row({ what: 'daemon spawn until a `pinbox id` (spawned in a loop) succeeds', value: `${f0(t)} ms`, baseline: `daemon's own "ready": ${f0(median(ready))} ms`, ratio: '–', goal: '<= 1500 ms', verdict: passFail(t <= 1500) })
+
+  const d = await procs.daemon(repo)
+  try {
+    await sleep(Math.max(0, SIZE.idleMs - (performance.now() - d.startedAt)))
+    const { rss } = rssKiB(d.pid)
+    row({ what: `daemon idle VmRSS ${SIZE.idleMs / 1000} s after start`, value: `${mib(rss)} MiB`, baseline: '–', ratio: '–', goal: '<= 120 MiB', verdict: passFail(rss <= 120 * 1024) })
+  } finally {
+    await d.stop()
+  }
+}
+
+// ---------------------------------------------------------------- blockstore choice (in-process)
+async function benchCompare (procs: Procs, src: string): Promise<void> {
+  const bytes = SIZE.addMiB * MIB
+  const kinds: StoreKind[] = ['flat', 'level-final-sync', 'level-sync-each']
+  const ms: Record<StoreKind, number[]> = { flat: [], 'level-final-sync': [], 'level-sync-each': [] }
+  const ddMs: number[] = []
+  let root: string | undefined
+  for (let i = 0; i < RUNS; i++) {
+    ddMs.push(await dd(procs, src, SIZE.addMiB))
+    for (const kind of kinds) {
+      const dir = join(TMP, `compare-${kind}`)
+      await rm(dir, { recursive: true, force: true })
+      const r = await durableImport(kind, src, dir)
+      root ??= r.cid.toString()
+      if (r.cid.toString() !== root) throw new Error(`${kind} gave root ${r.cid}, expected ${root}`)
+      ms[kind].push(r.ms)
+      await rm(dir, { recursive: true, force: true })
+    }
+    log(`compare run ${i + 1}: dd ${f0(mbps(bytes, ddMs[i] as number))} MB/s, ` + kinds.map(k => `${k} ${f0(mbps(bytes, ms[k][i] as number))} MB/s`).join(', '))
+  }
+  const base = mbps(bytes, median(ddMs))
+  const speed = (k: StoreKind): number => mbps(bytes, median(ms[k]))
+  for (const kind of kinds) {
+    row({ what: `in-process durable import ${SIZE.addMiB} MiB: ${STORE_LABELS[kind]}`, value: `${f0(speed(kind))} MB/s`, baseline: `dd conv=fsync: ${f0(base)} MB/s`, ratio: f2(speed(kind) / base), goal: '>= 0.6 (choice)', verdict: passFail(speed(kind) / base >= 0.6) })
+  }
+  const best = kinds.reduce((a, b) => speed(a) >= speed(b) ? a : b)
+  const runnerUp = kinds.filter(k => k !== best).reduce((a, b) => speed(a) >= speed(b) ? a : b)
+  notes.push(`Blockstore choice: **${best}** won, ${f2(speed(best) / speed(runnerUp))}x the next (${runnerUp}); root ${root} in every store.`)
+}
+
+// ---------------------------------------------------------------- GC on 1M blocks during an add
+async function benchGc (procs: Procs): Promise<void> {
+  const repo = join(TMP, 'gc-repo')
+  const src = join(TMP, `gc-src-${SIZE.gcAddMiB}m.bin`)
+  const stateFile = fixtureStateFile(TMP)
+  const bytes = SIZE.gcAddMiB * MIB
+  const spec = { dags: SIZE.dags, blocksPerDag: SIZE.blocksPerDag, unpinned: SIZE.unpinned, blockSize: BLOCK_SIZE }
+  await randomFile(src, bytes)
+  await ensureRepo(procs, repo)
+  const pinned = await buildPinned(repo, stateFile, spec, log)
+  notes.push(`GC fixture: ${SIZE.dags} DAGs x ${SIZE.blocksPerDag} blocks (dag-pb root + ${SIZE.blocksPerDag - 1} raw leaves of ${BLOCK_SIZE} B) pinned recursively, written in-process through the repo's blockstore and pin manager while the daemon was stopped: ${f0(pinned.pinnedMs / 1000)} s (summed over resumed builds).`)
+
+  // baseline: the same add with no GC, before the loose blocks exist (the cleanup GC would take them)
+  const baseMs: number[] = []
+  let d = await procs.daemon(repo)
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      const r = await procs.cliOk(repo, ['add', '-q', '--no-progress', src])
+      baseMs.push(r.ms)
+      await unpinAndGc(procs, repo, r.stdout.trim())
+      log(`gc baseline run ${i + 1}: add ${SIZE.gcAddMiB} MiB alone ${f0(mbps(bytes, r.ms))} MB/s`)
+    }
+  } finally {
+    await d.stop()
+  }
+  await markUnpinnedGone(stateFile)
+
+  const gcMs: number[] = []
+  const gcWall: number[] = []
+  const addMs: number[] = []
+  const removed: number[] = []
+  let verified = true
+  for (let i = 0; i < gcRuns; i++) {
+    const state = await buildUnpinned(repo, stateFile, spec, log)
+    notes.push(`GC run ${i + 1}: ${SIZE.unpinned} unpinned ${BLOCK_SIZE} B raw blocks written the same way in ${f0(state.unpinnedMs / 1000)} s.`)
+    d = await procs.daemon(repo)
+    try {
+      const gcP = procs.cliOk(repo, ['--json', 'repo', 'gc'])
+      const addP = procs.cliOk(repo, ['add', '-q', '--no-progress', src])
+      const [g, a] = await Promise.all([gcP, addP])
+      const gcResult = JSON.parse(g.stdout) as { removed: number, durationMs?: number }
+      await markUnpinnedGone(stateFile)
+      const cid = a.stdout.trim()
+      const v = await procs.cli(repo, ['--json', 'pin', 'verify', cid])
+      const ok = v.code === 0 && (JSON.parse(v.stdout) as { ok: boolean }).ok
+      verified &&= ok
+      gcMs.push(gcResult.durationMs ?? g.ms)
+      gcWall.push(g.ms)
+      addMs.push(a.ms)
+      removed.push(gcResult.removed)
+      log(`gc run ${i + 1}: repo gc ${f0(gcResult.durationMs ?? NaN)} ms in the daemon (${f0(g.ms)} ms CLI), removed ${gcResult.removed}; concurrent add ${f0(mbps(bytes, a.ms))} MB/s; pin verify ${ok ? 'ok' : 'FAILED'}`)
+      await unpinAndGc(procs, repo, cid)
+    } finally {
+      await d.stop()
+    }
+  }
+  const gcT = median(gcMs)
+  row({ what: `\`repo gc\` on ${SIZE.dags * SIZE.blocksPerDag + SIZE.unpinned} blocks (${SIZE.unpinned} unpinned) during a ${SIZE.gcAddMiB} MiB add (daemon's durationMs; CLI wall ${f0(median(gcWall) / 1000)} s)`, value: `${f2(gcT / 1000)} s`, baseline: '–', ratio: '–', goal: '<= 60 s', verdict: passFail(gcT <= 60_000) })
+  const slow = median(addMs) / median(baseMs)
+  row({ what: `${SIZE.gcAddMiB} MiB \`pinbox add\` during that GC vs alone`, value: `${f0(mbps(bytes, median(addMs)))} MB/s; pin verify ${verified ? 'ok' : 'FAILED'}`, baseline: `alone: ${f0(mbps(bytes, median(baseMs)))} MB/s`, ratio: `${f2(slow)}x slower`, goal: '<= 2x, intact', verdict: passFail(slow <= 2 && verified) })
+  notes.push(`GC removed ${removed.join(', ')} blocks (expected ${SIZE.unpinned} each); GC runs: ${gcRuns} (baseline adds: ${RUNS}).`)
+}
+
+// ---------------------------------------------------------------- report
+async function machine (procs: Procs): Promise<string> {
+  const df = (await procs.run('df', ['-T', TMP])).stdout.trim().split('\n').at(-1)?.split(/\s+/) ?? []
+  const model = cpus()[0]?.model ?? 'unknown cpu'
+  return `${model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM; bench folder on ${df[0]} (${df[1]}, ${(Number(df[4]) / 2 ** 20).toFixed(0)} GiB free); Node ${process.version}`
+}
+
+async function writeSection (text: string): Promise<void> {
+  let current: string
+  try {
+    current = await readFile(RESULTS, 'utf8')
+  } catch {
+    current = '# Benchmarks\n'
+  }
+  const start = current.indexOf(`\n${HEADING}\n`)
+  let next: string
+  if (start === -1) {
+    next = current.trimEnd() + '\n\n' + text
+  } else {
+    const after = current.indexOf('\n## ', start + 1)
+    next = current.slice(0, start + 1) + text + (after === -1 ? '' : '\n' + current.slice(after + 1))
+  }
+  await writeFile(RESULTS, next.trimEnd() + '\n')
+}
+
+async function main (): Promise<void> {
+  const procs = createProcs()
+  const onSignal = (): void => {
+    log('interrupted: stopping children')
+    void procs.killAll().finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  const began = new Date()
+  const load0 = loadavg().map(x => x.toFixed(2)).join(' ')
+  try {
+    await mkdir(TMP, { recursive: true })
+    const src = join(TMP, `src-${SIZE.addMiB}m.bin`)
+    const repo = join(TMP, 'repo')
+    if (only.has('add') || only.has('get') || only.has('compare')) await randomFile(src, SIZE.addMiB * MIB)
+    if (only.has('add') || only.has('get') || only.has('startup')) await ensureRepo(procs, repo)
+    const order: Array<[Part, () => Promise<void>]> = [
+      ['add', () => benchAdd(procs, repo, src)],
+      ['get', () => benchGet(procs, repo, src)],
+      ['compare', () => benchCompare(procs, src)],
+      ['startup', () => benchStartup(procs, repo)],
+      ['gc', () => benchGc(procs)]
+    ]
+    for (const [part, fn] of order) {
+      if (!only.has(part)) continue
+      log(`--- ${part}`)
+      await fn()
+    }
+    const lines = [
+      HEADING,
+      '',
+      `Generated by \`npm run bench${flags.only != null ? ` -- --only ${flags.only}` : ''}\` (bench/run.ts), ${began.toISOString()} to ${new Date().toISOString()}. ` +
+        `Machine: ${await machine(procs)}. Load average at start ${load0}, at end ${loadavg().map(x => x.toFixed(2)).join(' ')} (other work shared the 2 cores).`,
+      '',
+      `Each figure is the median of ${RUNS} runs interleaved with its baseline in the same run (GC: see notes). MB = 10^6 bytes. ` +
+        'Caches warm: nothing is dropped; the random source files were just written or read and sit in the page cache, so adds and dd read them from memory and both pay the same fsync to disk. ' +
+        'Adds are timed from the CLI spawn to its exit; the daemon acknowledges an add only after the blocks and the pin record are fsync\'d.',
+      '',
+      '| what | value | baseline (same run) | ratio | goal | result |',
+      '| --- | ---: | --- | ---: | --- | --- |',
+      ...rows.map(r => `| ${r.what} | ${r.value} | ${r.baseline} | ${r.ratio} | ${r.goal} | ${r.verdict} |`),
+      '',
+      ...notes.map(n => `- ${n}`),
+      ''
+    ]
+    const text = lines.join('\n')
+    if (quick) {
+      console.log('\n' + text)
+    } else {
+      await writeSection(text)
+      log(`wrote ${HEADING} in ${RESULTS}`)
+    }
+    if (!flags.keep) await rm(TMP, { recursive: true, force: true })
+  } finally {
+    await procs.killAll()
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+await main()
