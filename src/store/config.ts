@@ -1,3 +1,4 @@
+import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import { ConfigInvalidError } from './errors.ts'
 
@@ -117,7 +118,23 @@ export const dhtSection = z.strictObject({
 
 /** Minimal until the pool work adds members and shares: the id names the pool DHT's protocol. */
 export const poolSection = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a pool id is 1-64 letters, digits, ".", "_" or "-"').default('default')
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a pool id is 1-64 letters, digits, ".", "_" or "-"').default('default'),
+  /** Peer ids allowed to ask this node to pin (and to be asked); the chain supplies them later. */
+  members: z.array(z.string().superRefine((v, ctx) => {
+    try { peerIdFromString(v) } catch { ctx.addIssue({ code: 'custom', message: `not a peer id: "${v}"` }) }
+  })).default([]),
+  /** Bytes each member may keep on this node. */
+  sharePerMember: bytesValue.default('10GB'),
+  healthInterval: durationValue.default('1m'),
+  /** How long a replica holder may stay unreachable before its replica moves to another member. */
+  gracePeriod: durationValue.default('10m'),
+  /** Per member: pin-protocol requests and CIDs accepted per minute. */
+  requestsPerMinute: z.number().int().min(1).default(600),
+  cidsPerMinute: z.number().int().min(1).default(100_000),
+  /** Pin requests fetched and pinned at once, over all members. */
+  concurrency: z.number().int().min(1).max(64).default(4),
+  /** Longest one replica transfer may take. */
+  requestTimeout: durationValue.default('30m')
 })
 
 export const provideSection = z.strictObject({
