@@ -7,6 +7,7 @@ import { blockRoutes } from './routes/block.ts'
 import { contentRoutes } from './routes/content.ts'
 import { dagRoutes } from './routes/dag.ts'
 import { nodeRoutes } from './routes/node.ts'
+import { PINNING_SERVICE_PREFIX, pinningServiceRoutes } from './pinning-service/routes.ts'
 import { pinRoutes } from './routes/pin.ts'
 import { repoRoutes } from './routes/repo.ts'
 import type { ApiComponents, ApiInit } from './types.ts'
@@ -44,6 +45,10 @@ export function buildServer (components: ApiComponents, init: ApiInit): FastifyI
   const maxBodyBytes = init.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
   // compare digests: equal length, so the comparison time says nothing about the token
   const tokenDigest = digest(init.token)
+  const authorized = (header: string | undefined): boolean => {
+    const match = /^Bearer\s+(.+)$/i.exec(header ?? '')
+    return match?.[1] != null && timingSafeEqual(digest(match[1].trim()), tokenDigest)
+  }
 
   const app = Fastify({
     bodyLimit: SMALL_BODY_LIMIT,
@@ -77,14 +82,12 @@ export function buildServer (components: ApiComponents, init: ApiInit): FastifyI
     if (request.is404) return
     // CORS preflights carry no credentials; @fastify/cors answers them
     if (request.method === 'OPTIONS') return
+    // the Pinning Service API is REST (GET/POST/DELETE) with its own auth hook and error bodies
+    if (request.routeOptions.url?.startsWith(PINNING_SERVICE_PREFIX) === true) return
     if (request.method !== 'POST') throw new MethodNotAllowedError()
     const path = request.url.split('?')[0] ?? ''
     if (OPEN_ROUTES.has(path.replace(/\/+$/, ''))) return
-    const header = request.headers.authorization ?? ''
-    const match = /^Bearer\s+(.+)$/i.exec(header)
-    if (match?.[1] == null || !timingSafeEqual(digest(match[1].trim()), tokenDigest)) {
-      throw new UnauthorizedError()
-    }
+    if (!authorized(request.headers.authorization)) throw new UnauthorizedError()
   })
 
   app.setErrorHandler((err, request, reply) => {
@@ -116,6 +119,11 @@ export function buildServer (components: ApiComponents, init: ApiInit): FastifyI
     await api.register(repoRoutes, { ...options, prefix: '/repo' })
     await api.register(nodeRoutes, options)
   }, { prefix: API_PREFIX })
+
+  const { psaDb } = components
+  if (psaDb != null) {
+    void app.register(pinningServiceRoutes, { components: { ...components, psaDb }, authorized, prefix: PINNING_SERVICE_PREFIX })
+  }
 
   return app
 }

@@ -1,5 +1,7 @@
 import type { ImportOptions } from '../content/types.ts'
 import type { PinManager } from '../pinning/types.ts'
+import type { ReplicationManager } from '../pinning/replication-types.ts'
+import type { PsaDb } from './pinning-service/service.ts'
 import type { BlockLeases, RepoBlockstore } from '../store/types.ts'
 import type { AbortOptions } from 'abort-error'
 import type { FastifyBaseLogger } from 'fastify'
@@ -29,6 +31,12 @@ export interface ApiComponents {
   /** Options of the configured import profile; request flags override them per call. */
   importDefaults: ImportOptions
   network: ApiNetwork
+  /** Pool replication behind the Pinning Service API; a lone box pins locally only when absent. */
+  replication?: ReplicationManager
+  /** LevelDB space of the Pinning Service API's requests (`psa` sublevel); `/pins` is off without it. */
+  psaDb?: PsaDb
+  /** Best-effort dial of a multiaddr a pin request names as an origin of its content. */
+  dialOrigin?(addr: string, options?: AbortOptions): Promise<void>
 }
 
 export interface ApiInit {
