@@ -50,4 +50,19 @@ export interface ReplicationManager {
   remove(cid: CID, options?: AbortOptions): Promise<void>
   /** Resolves when every replica of `cid` is `pinned` or `failed` (tests and `--wait`). */
   settled(cid: CID, options?: AbortOptions): Promise<ReplicatedPin>
+  /**
+   * Re-hashes the pins' blocks (all pins, or `cids`) and re-fetches each missing or corrupt block
+   * from a member holding a replica (any member when the pin is not replicated), then re-checks.
+   */
+  repair?(options?: AbortOptions & { cids?: CID[] }): AsyncGenerator<RepairResult>
+}
+
+export interface RepairResult {
+  cid: CID
+  /** True when every block is intact after the repair. */
+  ok: boolean
+  /** Blocks restored from a replica. */
+  repaired: number
+  /** Blocks still missing or corrupt afterwards. */
+  bad: Array<{ cid: CID, error: 'missing' | 'hash-mismatch' | 'undecodable' }>
 }

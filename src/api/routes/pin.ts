@@ -1,6 +1,7 @@
 import { args, ndjson, primed, requestSignal, streamHeaders } from '../args.ts'
-import { NotPinnedError } from '../../pinning/errors.ts'
+import { NotPinnedError, ReplicationUnavailableError } from '../../pinning/errors.ts'
 import { resolveArg } from '../resolve.ts'
+import { replicaRoutes } from './replicas.ts'
 import { q, query, rpc } from './rpc.ts'
 import type { PinListType } from '../../pinning/types.ts'
 import type { RouteOptions } from '../server.ts'
@@ -14,10 +15,12 @@ const PIN_LIST_TYPES = ['all', 'recursive', 'direct', 'indirect'] as const
 
 export async function pinRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   const { components } = options
-  const { pins, blockstore } = components
+  const { pins, blockstore, replication } = components
 
-  rpc<{ arg?: string[], recursive?: boolean, name?: string }>(app, '/add', {
-    querystring: query({ arg: q.args, recursive: q.bool, name: q.str, progress: q.bool }),
+  await app.register(replicaRoutes, options)
+
+  rpc<{ arg?: string[], recursive?: boolean, name?: string, replicas?: number, wait?: boolean }>(app, '/add', {
+    querystring: query({ arg: q.args, recursive: q.bool, name: q.str, progress: q.bool, replicas: { type: 'integer', minimum: 1 }, wait: q.bool }),
     response: pinsResponse
   }, async (request, reply) => {
     const signal = requestSignal(request, reply)
@@ -26,6 +29,17 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
       cids.push(await resolveArg(blockstore, arg, { signal }))
     }
     const recursive = request.query.recursive ?? true
+    const replicas = request.query.replicas ?? 1
+    if (replicas > 1) {
+      if (replication == null) throw new ReplicationUnavailableError()
+      for (const cid of cids) {
+        await replication.replicate(cid, { replicas, signal, ...(request.query.name == null ? {} : { name: request.query.name }) })
+      }
+      if (request.query.wait === true) {
+        for (const cid of cids) await replication.settled(cid, { signal })
+      }
+      return { Pins: cids.map(cid => cid.toString()) }
+    }
     for (const cid of cids) {
       await pins.add(cid, { recursive, signal, ...(request.query.name == null ? {} : { name: request.query.name }) })
     }
@@ -73,13 +87,15 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
       cids.push(await resolveArg(blockstore, arg, { signal }))
     }
     for (const cid of cids) {
-      await pins.rm(cid, { recursive: request.query.recursive ?? true, signal })
+      // a replicated pin also releases its remote replicas
+      if (await replication?.status(cid) != null) await replication?.remove(cid, { signal })
+      else await pins.rm(cid, { recursive: request.query.recursive ?? true, signal })
     }
     return { Pins: cids.map(cid => cid.toString()) }
   })
 
-  rpc<{ arg?: string[], verbose?: boolean, quiet?: boolean }>(app, '/verify', {
-    querystring: query({ arg: q.args, verbose: q.bool, quiet: q.bool })
+  rpc<{ arg?: string[], verbose?: boolean, quiet?: boolean, repair?: boolean }>(app, '/verify', {
+    querystring: query({ arg: q.args, verbose: q.bool, quiet: q.bool, repair: q.bool })
   }, async (request, reply) => {
     const signal = requestSignal(request, reply)
     const cids = []
@@ -87,6 +103,24 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
       cids.push(await resolveArg(blockstore, arg, { signal }))
     }
     const verbose = request.query.verbose === true
+    if (request.query.repair === true) {
+      if (replication?.repair == null) throw new ReplicationUnavailableError('repair needs a pool: set pool.members')
+      const repaired = replication.repair({ signal, ...(cids.length > 0 ? { cids } : {}) })
+      const repairLines = async function * () {
+        for await (const result of repaired) {
+          if (result.ok && result.repaired === 0 && !verbose) continue
+          yield {
+            Cid: result.cid.toString(),
+            Ok: result.ok,
+            Repaired: result.repaired,
+            BadNodes: result.bad.map(bad => ({ Cid: bad.cid.toString(), Err: bad.error }))
+          }
+        }
+      }
+      const source = await primed(repairLines())
+      streamHeaders(reply, 'ndjson')
+      return reply.send(ndjson(source))
+    }
     const results = pins.verify({ signal, ...(cids.length > 0 ? { cids } : {}) })
     // like Kubo, only broken pins are reported unless verbose
     const lines = async function * () {

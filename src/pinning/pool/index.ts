@@ -1,0 +1,126 @@
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { createDagServer } from './transfer.ts'
+import { createPinServer } from './pin-protocol.ts'
+import { createReplicationManager } from './replication.ts'
+import type { PinDb } from '../pin-manager.ts'
+import type { ReplicationManager } from '../replication-types.ts'
+import type { PinManager } from '../types.ts'
+import type { BlockLeases, RepoBlockstore } from '../../store/types.ts'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Libp2pOptions } from 'libp2p'
+
+export { DAG_PROTOCOL, PIN_PROTOCOL, verifyReceipt } from './messages.ts'
+export type { ReceiptPayload, Refusal } from './messages.ts'
+
+export interface PoolComponents {
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  pins: PinManager
+  blockstore: RepoBlockstore
+  leases: BlockLeases
+  db: PinDb
+  privateKey: PrivateKey
+  peerId: PeerId
+}
+
+export interface PoolInit {
+  members: string[]
+  sharePerMember: number
+  /** The storage quota (`storage.max`). */
+  maxBytes: number
+  healthIntervalMs?: number
+  gracePeriodMs?: number
+  requestsPerMinute?: number
+  cidsPerMinute?: number
+  concurrency?: number
+  requestTimeoutMs?: number
+  maxInboundStreams?: number
+}
+
+export interface Pool {
+  readonly replication: ReplicationManager
+  isMember(peer: PeerId | string): boolean
+  /** Bytes this node holds for a member. */
+  usage(peer: string): Promise<number>
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+/**
+ * The pool side of a node: serves `/pinbox/pin/1.0.0` and `/pinbox/dag/1.0.0` to members and
+ * replicates this node's pins onto them.
+ */
+export function createPool (components: PoolComponents, init: PoolInit): Pool {
+  const members = new Set(init.members)
+  const isMember = (peer: PeerId | string): boolean => members.has(peer.toString())
+  const dagServer = createDagServer({ libp2p: components.libp2p, blockstore: components.blockstore, isMember }, {
+    ...(init.maxInboundStreams == null ? {} : { maxInboundStreams: init.maxInboundStreams })
+  })
+  const pinServer = createPinServer({ ...components, isMember }, {
+    sharePerMember: init.sharePerMember,
+    maxBytes: init.maxBytes,
+    ...(init.requestsPerMinute == null ? {} : { requestsPerMinute: init.requestsPerMinute }),
+    ...(init.cidsPerMinute == null ? {} : { cidsPerMinute: init.cidsPerMinute }),
+    ...(init.concurrency == null ? {} : { concurrency: init.concurrency }),
+    ...(init.requestTimeoutMs == null ? {} : { fetchTimeoutMs: init.requestTimeoutMs }),
+    ...(init.maxInboundStreams == null ? {} : { maxInboundStreams: init.maxInboundStreams })
+  })
+  const replication = createReplicationManager({ ...components, members: () => [...members] }, {
+    ...(init.healthIntervalMs == null ? {} : { healthIntervalMs: init.healthIntervalMs }),
+    ...(init.gracePeriodMs == null ? {} : { gracePeriodMs: init.gracePeriodMs }),
+    ...(init.requestTimeoutMs == null ? {} : { requestTimeoutMs: init.requestTimeoutMs })
+  })
+  let started = false
+
+  return {
+    replication,
+    isMember,
+    usage: async (peer) => await pinServer.usage(peer),
+    async start () {
+      if (started) return
+      await dagServer.start()
+      await pinServer.start()
+      await replication.start()
+      started = true
+    },
+    async stop () {
+      if (!started) return
+      started = false
+      await replication.stop()
+      await pinServer.stop()
+      await dagServer.stop()
+    }
+  }
+}
+
+/** Limits a pool relay grants its members: long enough and large enough to carry a replica. */
+export const POOL_RELAY_LIMITS = { durationMs: 60 * 60_000, dataBytes: 1n << 40n }
+
+/**
+ * Turns a node's relay server into a pool relay: circuit relay v2 in libp2p 3 applies one limit
+ * to every reservation (no per-peer limit hook), so the raised limits are global and a
+ * connection gater keeps everyone but members from reserving a slot or being relayed.
+ */
+export function withPoolRelay (options: Libp2pOptions<any>, members: string[]): Libp2pOptions<any> {
+  const set = new Set(members)
+  const services = { ...(options.services ?? {}) }
+  if (services.relay == null || set.size === 0) return options
+  services.relay = circuitRelayServer({
+    reservations: {
+      maxReservations: Math.max(16, set.size * 2),
+      applyDefaultLimit: true,
+      defaultDurationLimit: POOL_RELAY_LIMITS.durationMs,
+      defaultDataLimit: POOL_RELAY_LIMITS.dataBytes
+    }
+  })
+  const gater = options.connectionGater ?? {}
+  return {
+    ...options,
+    services,
+    connectionGater: {
+      ...gater,
+      denyInboundRelayReservation: async (peer: PeerId) => !set.has(peer.toString()) || (await gater.denyInboundRelayReservation?.(peer)) === true,
+      denyOutboundRelayedConnection: async (source: PeerId, target: PeerId) =>
+        !set.has(source.toString()) || !set.has(target.toString()) || (await gater.denyOutboundRelayedConnection?.(source, target)) === true
+    }
+  }
+}
