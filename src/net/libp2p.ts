@@ -1,16 +1,56 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNAT } from '@libp2p/autonat'
+import { bootstrap } from '@libp2p/bootstrap'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { identify, identifyPush } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { uPnPNAT } from '@libp2p/upnp-nat'
 import { webSockets } from '@libp2p/websockets'
-import type { PrivateKey } from '@libp2p/interface'
+import { bandwidthLimiter } from './bandwidth.ts'
+import { connectionPruner } from './pruner.ts'
+import { parseBytes } from '../store/config.ts'
+import type { PinboxConfig } from '../store/config.ts'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import type { Libp2pOptions } from 'libp2p'
+
+/** The Amino DHT's protocol: the one the wider IPFS network speaks. */
+export const AMINO_PROTOCOL = '/ipfs/kad/1.0.0'
+/** pinbox's own mDNS service name, so a box never pulls in every Kubo node on the LAN. */
+export const MDNS_SERVICE_TAG = '_pinbox._udp.local'
+
+export function poolDhtProtocol (poolId: string): string {
+  return `/pinbox/${poolId}/kad/1.0.0`
+}
 
 export interface NetworkConfig {
   listen: string[]
   announce: string[]
+  bootstrap?: string[]
+  mdns?: boolean
+  upnp?: boolean
+  autonat?: boolean
+  relay?: { server: boolean }
+  connections?: { low: number, high: number }
+  inboundStreams?: { bitswap: number, dht: number, identify: number, ping: number }
+  /** Bytes per second, 0 for unlimited. */
+  bandwidth?: { up: number, down: number }
+  dht?: {
+    amino: { enabled: boolean, mode: 'client' | 'server' }
+    pool: { enabled: boolean }
+  }
+  poolId?: string
+  /**
+   * Keep private and loopback addresses in DHT records. Off for the Amino DHT in real use (a
+   * LAN address is noise to the world); the pool DHT always keeps them, as members share LANs.
+   */
+  dhtPrivateAddresses?: boolean
 }
 
 export interface Libp2pComponents {
@@ -18,11 +58,78 @@ export interface Libp2pComponents {
   datastore: Datastore
 }
 
-/**
- * The libp2p options of a pinbox node. Only transports, encryption, muxing, identify and ping
- * live here; the pool protocols, DHTs and discovery are added by the services that own them.
- */
+/** The libp2p services a pinbox node may run; the DHTs are absent when turned off. */
+export interface PinboxServices extends Record<string, unknown> {
+  identify: unknown
+  identifyPush: unknown
+  ping: unknown
+  aminoDHT?: KadDHT
+  poolDHT?: KadDHT
+}
+
+/** The network settings of a validated repo config. */
+export function networkConfig (cfg: PinboxConfig): NetworkConfig {
+  return {
+    ...cfg.swarm,
+    bandwidth: { up: parseBytes(cfg.swarm.bandwidth.up), down: parseBytes(cfg.swarm.bandwidth.down) },
+    dht: cfg.dht,
+    poolId: cfg.pool.id
+  }
+}
+
+/** The libp2p options of a pinbox node: transports, security, discovery, NAT traversal, DHTs, limits. */
 export function libp2pOptions (components: Libp2pComponents, config: NetworkConfig, agentVersion: string): Libp2pOptions<any> {
+  const streams = config.inboundStreams
+  const connections = config.connections ?? { low: 64, high: 256 }
+  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  if ((config.bootstrap ?? []).length > 0) {
+    peerDiscovery.push(bootstrap({ list: config.bootstrap ?? [] }))
+  }
+  if (config.mdns === true) {
+    peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG }))
+  }
+
+  const services: Record<string, (components: any) => unknown> = {
+    identify: identify(streams == null ? {} : { maxInboundStreams: streams.identify }),
+    identifyPush: identifyPush(streams == null ? {} : { maxInboundStreams: streams.identify }),
+    ping: ping(streams == null ? {} : { maxInboundStreams: streams.ping }),
+    pruner: connectionPruner(connections)
+  }
+  const dht = config.dht ?? { amino: { enabled: true, mode: 'client' }, pool: { enabled: true } }
+  if (dht.amino.enabled) {
+    services.aminoDHT = kadDHT({
+      protocol: AMINO_PROTOCOL,
+      clientMode: dht.amino.mode === 'client',
+      peerInfoMapper: config.dhtPrivateAddresses === true ? passthroughMapper : removePrivateAddressesMapper,
+      logPrefix: 'libp2p:dht-amino',
+      datastorePrefix: '/dht-amino',
+      metricsPrefix: 'libp2p_dht_amino',
+      ...(streams == null ? {} : { maxInboundStreams: streams.dht })
+    })
+  }
+  if (dht.pool.enabled) {
+    services.poolDHT = kadDHT({
+      protocol: poolDhtProtocol(config.poolId ?? 'default'),
+      clientMode: false,
+      peerInfoMapper: passthroughMapper,
+      logPrefix: 'libp2p:dht-pool',
+      datastorePrefix: '/dht-pool',
+      metricsPrefix: 'libp2p_dht_pool',
+      ...(streams == null ? {} : { maxInboundStreams: streams.dht })
+    })
+  }
+  if (config.autonat !== false) {
+    services.autoNAT = autoNAT()
+    services.dcutr = dcutr()
+  }
+  if (config.upnp === true) {
+    services.upnp = uPnPNAT()
+  }
+  if (config.relay?.server === true) {
+    services.relay = circuitRelayServer()
+  }
+
+  const protector = bandwidthLimiter(config.bandwidth ?? { up: 0, down: 0 })
   return {
     privateKey: components.privateKey,
     datastore: components.datastore,
@@ -31,13 +138,14 @@ export function libp2pOptions (components: Libp2pComponents, config: NetworkConf
       listen: config.listen,
       announce: config.announce
     },
-    transports: [tcp(), webSockets()],
+    transports: [tcp(), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    services: {
-      identify: identify(),
-      identifyPush: identifyPush(),
-      ping: ping()
-    }
+    ...(protector == null ? {} : { connectionProtector: protector }),
+    connectionManager: {
+      maxConnections: connections.high
+    },
+    peerDiscovery,
+    services
   }
 }

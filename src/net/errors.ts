@@ -1,0 +1,50 @@
+import { PinboxError } from '../errors.ts'
+
+export class InvalidMultiaddrError extends PinboxError {
+  static readonly code = 'ERR_INVALID_MULTIADDR'
+
+  constructor (message = 'invalid multiaddr', options?: ErrorOptions) {
+    super(InvalidMultiaddrError.code, message, options)
+  }
+}
+
+/** A multiaddr that parses but cannot be dialled as given (no /p2p/ peer id, say). */
+export class UndialableAddressError extends PinboxError {
+  static readonly code = 'ERR_UNDIALABLE_ADDRESS'
+
+  constructor (message = 'the address cannot be dialled', options?: ErrorOptions) {
+    super(UndialableAddressError.code, message, options)
+  }
+}
+
+export class DialFailedError extends PinboxError {
+  static readonly code = 'ERR_DIAL_FAILED'
+
+  constructor (message = 'could not connect to the peer', options?: ErrorOptions) {
+    super(DialFailedError.code, message, options)
+  }
+}
+
+export class PeerNotConnectedError extends PinboxError {
+  static readonly code = 'ERR_PEER_NOT_CONNECTED'
+
+  constructor (message = 'not connected to that peer', options?: ErrorOptions) {
+    super(PeerNotConnectedError.code, message, options)
+  }
+}
+
+export class ProviderStoppedError extends PinboxError {
+  static readonly code = 'ERR_PROVIDER_STOPPED'
+
+  constructor (message = 'the provider is stopped', options?: ErrorOptions) {
+    super(ProviderStoppedError.code, message, options)
+  }
+}
+
+export class ProvideFailedError extends PinboxError {
+  static readonly code = 'ERR_PROVIDE_FAILED'
+
+  constructor (message = 'no router took the provider record', options?: ErrorOptions) {
+    super(ProvideFailedError.code, message, options)
+  }
+}
