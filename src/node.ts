@@ -6,13 +6,19 @@ import { withLibp2pLight } from '@helia/libp2p'
 import { publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { buildServer } from './api/server.ts'
 import { resolveImportOptions } from './content/profiles.ts'
-import { libp2pOptions } from './net/libp2p.ts'
+import { libp2pOptions, networkConfig } from './net/libp2p.ts'
+import { createProvider, dhtRouter } from './net/provider.ts'
+import { createSwarm } from './net/swarm.ts'
 import { createPinManager } from './pinning/pin-manager.ts'
+import { createPool, withPoolRelay } from './pinning/pool/index.ts'
 import { createAutoGc, createGc } from './store/gc.ts'
 import { initRepo, openRepo } from './store/repo.ts'
 import { parseBytes, parseDuration } from './store/config.ts'
 import { PinboxError } from './errors.ts'
 import type { Repo } from './store/repo.ts'
+import type { Pool } from './pinning/pool/index.ts'
+import type { PinboxServices } from './net/libp2p.ts'
+import type { Provider, ProvideRouter } from './net/provider.ts'
 import type { AbortOptions } from 'abort-error'
 import type { Helia } from '@helia/interface'
 import type { Libp2p } from '@libp2p/interface'
@@ -40,6 +46,8 @@ export interface PinboxNode {
   start(): Promise<void>
   stop(): Promise<void>
   info(): NodeInfo
+  /** The running libp2p host (for tests and in-process tools); throws when not started. */
+  libp2p(): Libp2p<PinboxServices>
 }
 
 export class NodeStartError extends PinboxError {
@@ -52,9 +60,18 @@ interface Started {
   repo: Repo
   helia?: Helia & { libp2p: Libp2p }
   pins?: ReturnType<typeof createPinManager>
+  pool?: Pool
+  provider?: Provider
   autoGc?: ReturnType<typeof createAutoGc>
   api?: FastifyInstance
   apiUrl?: string
+}
+
+/** The addresses the transports are bound to (a `/tcp/0` listen address with its real port). */
+function listenAddrs (libp2p: Libp2p, configured: string[]): string[] {
+  // libp2p's public API shows only the announced addresses; the transport manager knows the bound ones
+  const tm = (libp2p as unknown as { components?: { transportManager?: { getAddrs(): Array<{ toString(): string }> } } }).components?.transportManager
+  return tm?.getAddrs().map(String) ?? configured
 }
 
 async function hasRepo (path: string): Promise<boolean> {
@@ -81,6 +98,8 @@ export function createNode (init: NodeInit): PinboxNode {
       () => p.api == null ? undefined : rm(join(p.repo?.path ?? '', API_FILE), { force: true }),
       () => p.api?.close(),
       () => p.autoGc?.stop(),
+      () => p.provider?.stop(),
+      () => p.pool?.stop(),
       () => p.pins?.stop(),
       () => p.helia?.stop(),
       () => p.repo?.close()
@@ -117,7 +136,20 @@ export function createNode (init: NodeInit): PinboxNode {
         const cfg = repo.config
         const maxBytes = parseBytes(cfg.storage.max)
 
-        const pins = p.pins = createPinManager({ db: repo.db, blockstore: repo.blockstore, leases: repo.leases })
+        // bitswap only: the default brokers and routers would reach public HTTP services
+        const heliaLight = createHeliaLight({
+          blockstore: repo.blockstore,
+          datastore: repo.datastore,
+          blockBrokers: [],
+          routers: []
+        })
+        // pins read through Helia's networked blockstore: a missing block is fetched from peers
+        // (found through the DHTs), hash-verified and written into the repo's store
+        const pins = p.pins = createPinManager({ db: repo.db, blockstore: repo.blockstore, leases: repo.leases }, {
+          fetch: { get: (cid, options) => heliaLight.blockstore.get(cid, options) },
+          onPinned: (pin, blocks) => { p.provider?.onPinned(pin, blocks) },
+          onUnpinned: (pin) => { p.provider?.onUnpinned(pin) }
+        })
         await pins.start()
         const gc = createGc({ blockstore: repo.blockstore, leases: repo.leases, reachable: (options?: AbortOptions) => pins.reachable(options) })
         const autoGc = p.autoGc = createAutoGc({ gc, blockstore: repo.blockstore }, {
@@ -127,16 +159,49 @@ export function createNode (init: NodeInit): PinboxNode {
         })
         await autoGc.start()
 
-        const helia = withBitswap(withLibp2pLight(createHeliaLight({
-          blockstore: repo.blockstore,
-          datastore: repo.datastore,
-          // bitswap only: the default brokers and routers would reach public HTTP services
-          blockBrokers: [],
-          routers: []
-        }), libp2pOptions({ privateKey: repo.privateKey, datastore: repo.datastore }, cfg.swarm, AGENT_VERSION)))
+        const net = networkConfig(cfg)
+        const helia = withBitswap(withLibp2pLight(heliaLight,
+          withPoolRelay(libp2pOptions({ privateKey: repo.privateKey, datastore: repo.datastore }, net, AGENT_VERSION), cfg.pool.members)),
+        { maxInboundStreams: cfg.swarm.inboundStreams.bitswap })
         p.helia = helia as any
         await helia.start()
-        const libp2p = helia.libp2p
+        const libp2p = helia.libp2p as unknown as Libp2p<PinboxServices>
+
+        if (cfg.pool.members.length > 0) {
+          const pool = p.pool = createPool({
+            libp2p,
+            pins,
+            blockstore: repo.blockstore,
+            leases: repo.leases,
+            db: repo.db,
+            privateKey: repo.privateKey,
+            peerId: repo.peerId
+          }, {
+            members: cfg.pool.members,
+            sharePerMember: parseBytes(cfg.pool.sharePerMember),
+            maxBytes,
+            healthIntervalMs: parseDuration(cfg.pool.healthInterval),
+            gracePeriodMs: parseDuration(cfg.pool.gracePeriod),
+            requestsPerMinute: cfg.pool.requestsPerMinute,
+            cidsPerMinute: cfg.pool.cidsPerMinute,
+            concurrency: cfg.pool.concurrency,
+            requestTimeoutMs: parseDuration(cfg.pool.requestTimeout)
+          })
+          await pool.start()
+        }
+
+        const routers: ProvideRouter[] = []
+        if (libp2p.services.aminoDHT != null) routers.push(dhtRouter('amino', libp2p.services.aminoDHT))
+        if (libp2p.services.poolDHT != null) routers.push(dhtRouter('pool', libp2p.services.poolDHT))
+        const provider = createProvider({ db: repo.db, routers, pins, blockstore: repo.blockstore }, {
+          strategy: cfg.provide.strategy,
+          intervalMs: parseDuration(cfg.provide.interval)
+        })
+        if (cfg.provide.enabled && routers.length > 0) {
+          p.provider = provider
+          await provider.start()
+        }
+        const swarm = createSwarm(libp2p, () => listenAddrs(libp2p, net.listen))
 
         const api = p.api = buildServer({
           blockstore: repo.blockstore,
@@ -146,6 +211,7 @@ export function createNode (init: NodeInit): PinboxNode {
           autoGc,
           repo: { path: repo.path, maxBytes },
           importDefaults: resolveImportOptions(cfg.import.profile),
+          ...(p.pool == null ? {} : { replication: p.pool.replication }),
           network: {
             agentVersion: AGENT_VERSION,
             peerId: () => libp2p.peerId.toString(),
@@ -157,7 +223,9 @@ export function createNode (init: NodeInit): PinboxNode {
               direction: c.direction
             })),
             protocols: () => libp2p.getProtocols()
-          }
+          },
+          swarm,
+          ...(p.provider == null ? {} : { provider: p.provider })
         }, {
           token: repo.apiToken,
           corsOrigins: cfg.api.corsOrigins,
@@ -189,6 +257,13 @@ export function createNode (init: NodeInit): PinboxNode {
       } finally {
         status = 'stopped'
       }
+    },
+
+    libp2p () {
+      if (parts?.helia == null) {
+        throw new NodeStartError('the node is not started')
+      }
+      return parts.helia.libp2p as unknown as Libp2p<PinboxServices>
     },
 
     info () {

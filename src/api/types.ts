@@ -1,4 +1,8 @@
 import type { ImportOptions } from '../content/types.ts'
+import type { Provider } from '../net/provider.ts'
+import type { Swarm } from '../net/swarm.ts'
+import type { Provider } from '../net/provider.ts'
+import type { Swarm } from '../net/swarm.ts'
 import type { PinManager } from '../pinning/types.ts'
 import type { ReplicationManager } from '../pinning/replication-types.ts'
 import type { PsaDb } from './pinning-service/service.ts'
@@ -31,6 +35,14 @@ export interface ApiComponents {
   /** Options of the configured import profile; request flags override them per call. */
   importDefaults: ImportOptions
   network: ApiNetwork
+  /** libp2p connections (swarm routes); absent in an offline API. */
+  swarm?: Swarm
+  /** The provide schedule (provide/stat). */
+  provider?: Pick<Provider, 'stat'>
+  /** libp2p connections (swarm routes); absent in an offline API. */
+  swarm?: Swarm
+  /** The provide schedule (provide/stat). */
+  provider?: Pick<Provider, 'stat'>
   /** Pool replication behind the Pinning Service API; a lone box pins locally only when absent. */
   replication?: ReplicationManager
   /** LevelDB space of the Pinning Service API's requests (`psa` sublevel); `/pins` is off without it. */
