@@ -5,8 +5,10 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { deriveStatus } from '../../src/api/pinning-service/status.ts'
 import { buildServer } from '../../src/api/server.ts'
 import { createStack } from '../helpers/stack.ts'
+import type { ReplicaStatus, ReplicatedPin } from '../../src/pinning/replication-types.ts'
 import type { Stack } from '../helpers/stack.ts'
 import type { PinStatus } from '@ipfs-shipyard/pinning-service-client'
 import type { FastifyInstance } from 'fastify'
@@ -286,6 +288,23 @@ describe('IPFS Pinning Service API (/pins) with @ipfs-shipyard/pinning-service-c
     expect(version.status).toBe(200)
   })
 
+  it('gives parallel requests distinct, ordered created times that paginate without loss', async () => {
+    const cids = await Promise.all(Array.from({ length: 20 }, async () => await block()))
+    const tag = `parallel-${Date.now()}`
+    const made = await Promise.all(cids.map(async cid => await client.pinsPost({ pin: { cid: cid.toString(), meta: { set: tag } } })))
+    expect(made.every(s => s.status === Status.Pinned)).toBe(true)
+    expect(new Set(made.map(s => s.created.getTime())).size).toBe(20)
+    const seen: string[] = []
+    let before: Date | undefined
+    for (;;) {
+      const page = await client.pinsGet({ meta: { set: tag }, limit: 7, ...(before == null ? {} : { before }) })
+      if (page.results.length === 0) break
+      seen.push(...page.results.map(r => r.requestid))
+      before = page.results[page.results.length - 1]?.created
+    }
+    expect(seen).toEqual(made.map(s => s.requestid).sort().reverse())
+  })
+
   it('keeps requests across a restart', async () => {
     const cid = await block()
     const status = await client.pinsPost({ pin: { cid: cid.toString(), name: 'durable' } })
@@ -306,5 +325,41 @@ describe('IPFS Pinning Service API (/pins) with @ipfs-shipyard/pinning-service-c
     } finally {
       await bare.close()
     }
+  })
+})
+
+describe('deriveStatus: the spec\'s status from replica states', () => {
+  const cid = CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
+  const replicated = (...states: Array<ReplicaStatus['state'] | [ReplicaStatus['state'], string]>): ReplicatedPin => ({
+    cid,
+    replicas: states.length,
+    created: 0,
+    status: states.map((s, i) => (Array.isArray(s) ? { peer: `p${i}`, state: s[0], since: 0, reason: s[1] } : { peer: `p${i}`, state: s, since: 0 }))
+  })
+
+  it('pinned when the local copy and the wanted replicas are pinned', () => {
+    expect(deriveStatus({ wanted: 1, busy: false }, replicated('pinned'))).toMatchObject({ status: 'pinned', pinned: 1 })
+    expect(deriveStatus({ wanted: 3, busy: false }, replicated('pinned', 'pinned', 'pinned'))).toMatchObject({ status: 'pinned', pinned: 3 })
+    // more replicas than this request asked for (another request wanted more)
+    expect(deriveStatus({ wanted: 2, busy: false }, replicated('pinned', 'pinned', 'pinning'))).toMatchObject({ status: 'pinned' })
+  })
+
+  it('queued or pinning while the local copy or remote replicas are pending', () => {
+    expect(deriveStatus({ wanted: 2, busy: false }, replicated('queued', 'queued')).status).toBe('queued')
+    expect(deriveStatus({ wanted: 2, busy: true }, replicated('pinning', 'queued')).status).toBe('pinning')
+    expect(deriveStatus({ wanted: 3, busy: false }, replicated('pinned', 'pinned', 'queued'))).toMatchObject({ status: 'pinning', details: '2 of 3 replicas pinned' })
+    // replicas the manager has not listed yet count as pending
+    expect(deriveStatus({ wanted: 3, busy: false }, replicated('pinned')).status).toBe('pinning')
+    expect(deriveStatus({ wanted: 1, busy: true }, undefined).status).toBe('pinning')
+  })
+
+  it('failed when the local copy failed, too few replicas can be placed, the request failed or the pin vanished', () => {
+    expect(deriveStatus({ wanted: 1, busy: false }, replicated(['failed', 'disk full']))).toMatchObject({ status: 'failed', details: 'disk full' })
+    expect(deriveStatus({ wanted: 3, busy: false }, replicated('pinned', 'pinned', ['failed', 'refused: quota']))).toMatchObject({
+      status: 'failed',
+      details: 'only 2 of 3 replicas could be placed: refused: quota'
+    })
+    expect(deriveStatus({ wanted: 1, busy: false, failure: 'boom' }, undefined)).toMatchObject({ status: 'failed', details: 'boom' })
+    expect(deriveStatus({ wanted: 1, busy: false }, undefined).status).toBe('failed')
   })
 })
