@@ -77,6 +77,8 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ERR_IS_DIRECTORY: 400,
   ERR_INVALID_OPTIONS: 400,
   ERR_INVALID_BLOCK: 400,
+  ERR_INVALID_MULTIADDR: 400,
+  ERR_UNDIALABLE_ADDRESS: 400,
   ERR_BLOCK_HASH_MISMATCH: 400,
   ERR_UNSUPPORTED_CODEC: 400,
   ERR_UNSUPPORTED_HASH: 400,
@@ -91,6 +93,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ERR_BLOCK_MISSING: 404,
   ERR_BLOCK_NOT_FOUND: 404,
   ERR_NOT_PINNED: 404,
+  ERR_PEER_NOT_CONNECTED: 404,
   // store: capacity
   ERR_QUOTA_EXCEEDED: 507,
   ERR_DISK_FULL: 507,
@@ -105,6 +108,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ERR_PIN_MANAGER_STOPPED: 503,
   // aborted by the caller or a deadline
   ERR_TIMEOUT: 504,
+  ERR_DIAL_FAILED: 502,
   ABORT_ERR: 499,
   // fastify and its plugins
   FST_ERR_CTP_BODY_TOO_LARGE: 413,

@@ -10,6 +10,8 @@ import { nodeRoutes } from './routes/node.ts'
 import { PINNING_SERVICE_PREFIX, pinningServiceRoutes } from './pinning-service/routes.ts'
 import { pinRoutes } from './routes/pin.ts'
 import { repoRoutes } from './routes/repo.ts'
+import { provideRoutes } from './routes/provide.ts'
+import { swarmRoutes } from './routes/swarm.ts'
 import type { ApiComponents, ApiInit } from './types.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -118,6 +120,8 @@ export function buildServer (components: ApiComponents, init: ApiInit): FastifyI
     await api.register(dagRoutes, { ...options, prefix: '/dag' })
     await api.register(repoRoutes, { ...options, prefix: '/repo' })
     await api.register(nodeRoutes, options)
+    await api.register(swarmRoutes, { ...options, prefix: '/swarm' })
+    await api.register(provideRoutes, options)
   }, { prefix: API_PREFIX })
 
   const { psaDb } = components

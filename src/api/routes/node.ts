@@ -32,23 +32,6 @@ const versionResponse = {
   }
 } as const
 
-const peersResponse = {
-  200: {
-    type: 'object',
-    properties: {
-      Peers: {
-        type: 'array',
-        items: {
-          type: 'object',
-          properties: { Addr: { type: 'string' }, Peer: { type: 'string' }, Direction: { type: 'integer' } }
-        }
-      }
-    }
-  }
-} as const
-
-/** libp2p's Direction enum as Kubo serialises it. */
-const DIRECTIONS: Readonly<Record<string, number>> = { inbound: 1, outbound: 2 }
 
 export async function nodeRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   const { network, repo } = options.components
@@ -80,16 +63,5 @@ export async function nodeRoutes (app: FastifyInstance, options: RouteOptions): 
     Repo: String(repo.version ?? 1),
     System: `${arch()}/${platform()}`,
     Golang: `node ${process.version}`
-  }))
-
-  rpc<{ direction?: boolean }>(app, '/swarm/peers', {
-    querystring: query({ verbose: q.bool, latency: q.bool, streams: q.bool, direction: q.bool, identify: q.bool }),
-    response: peersResponse
-  }, async (request) => ({
-    Peers: network.peers().map(p => ({
-      Addr: p.addr,
-      Peer: p.peer,
-      ...(request.query.direction === true && p.direction != null && DIRECTIONS[p.direction] != null ? { Direction: DIRECTIONS[p.direction] } : {})
-    }))
   }))
 }
