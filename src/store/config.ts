@@ -153,6 +153,27 @@ export const importSection = z.strictObject({
   profile: z.enum(['unixfs-v1-2025', 'kubo-v0']).default('unixfs-v1-2025')
 })
 
+/**
+ * The chain the rewards service works on. Empty until `pinbox chain dev` (or the user) fills
+ * rpcUrl, chainId, storage and token; `dev: true` makes the daemon run a local dev chain itself.
+ */
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'an address is 0x and 40 hex digits')
+export const chainSection = z.strictObject({
+  dev: z.boolean().default(false),
+  rpcUrl: z.string().url().optional(),
+  chainId: z.number().int().positive().optional(),
+  storage: address.optional(),
+  token: address.optional(),
+  poolId: z.number().int().positive().optional(),
+  /** A file whose first line is the keystore password (else PINBOX_WALLET_PASSWORD). */
+  passwordFile: z.string().optional(),
+  pollInterval: durationValue.default('1s'),
+  claimInterval: durationValue.default('1h'),
+  /** Warn when the operator key holds less gas money than this, in ETH. */
+  lowBalance: z.string().regex(/^\d+(\.\d+)?$/).default('0.01'),
+  reportFaults: z.boolean().default(true)
+})
+
 export const configSchema = z.strictObject({
   api: apiSection.prefault({}),
   gateway: gatewaySection.prefault({}),
@@ -161,7 +182,8 @@ export const configSchema = z.strictObject({
   provide: provideSection.prefault({}),
   pool: poolSection.prefault({}),
   storage: storageSection.prefault({}),
-  import: importSection.prefault({})
+  import: importSection.prefault({}),
+  chain: chainSection.prefault({})
 })
 
 export type PinboxConfig = z.infer<typeof configSchema>
