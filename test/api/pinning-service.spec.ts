@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { Configuration, RemotePinningServiceClient, Status, TextMatchingStrategy } from '@ipfs-shipyard/pinning-service-client'
 import * as dagPb from '@ipld/dag-pb'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { deriveStatus } from '../../src/api/pinning-service/status.ts'
 import { buildServer } from '../../src/api/server.ts'
+import { createReplicationManager } from '../../src/pinning/pool/replication.ts'
 import { createStack } from '../helpers/stack.ts'
-import type { ReplicaStatus, ReplicatedPin } from '../../src/pinning/replication-types.ts'
+import type { ReplicaStatus, ReplicatedPin, ReplicationManager } from '../../src/pinning/replication-types.ts'
 import type { Stack } from '../helpers/stack.ts'
 import type { PinStatus } from '@ipfs-shipyard/pinning-service-client'
 import type { FastifyInstance } from 'fastify'
@@ -35,11 +37,16 @@ async function until (check: () => Promise<boolean>, timeoutMs = 5000): Promise<
   }
 }
 
-describe('IPFS Pinning Service API (/pins) with @ipfs-shipyard/pinning-service-client', () => {
+/**
+ * Once over the lone box's `localReplication` (what `/pins` uses without a pool), once over the
+ * pool's replication manager with this node as its only member.
+ */
+describe.each(['local', 'pool'] as const)('IPFS Pinning Service API (/pins) with @ipfs-shipyard/pinning-service-client (%s replication)', (kind) => {
   let stack: Stack
   let app: FastifyInstance
   let url: string
   let client: RemotePinningServiceClient
+  let replication: ReplicationManager | undefined
 
   /** A raw block in the store: pinnable at once. */
   async function block (): Promise<CID> {
@@ -50,7 +57,11 @@ describe('IPFS Pinning Service API (/pins) with @ipfs-shipyard/pinning-service-c
   }
 
   async function start (): Promise<void> {
-    app = buildServer({ ...stack.components, psaDb: stack.repo.db.sublevel('psa') }, { token: TOKEN })
+    app = buildServer({
+      ...stack.components,
+      psaDb: stack.repo.db.sublevel('psa'),
+      ...(replication == null ? {} : { replication })
+    }, { token: TOKEN })
     const address = await app.listen({ host: '127.0.0.1', port: 0 })
     url = address
     client = new RemotePinningServiceClient(new Configuration({ endpointUrl: url, accessToken: TOKEN }))
@@ -58,11 +69,26 @@ describe('IPFS Pinning Service API (/pins) with @ipfs-shipyard/pinning-service-c
 
   beforeAll(async () => {
     stack = await createStack()
+    if (kind === 'pool') {
+      const self = stack.components.network.peerId()
+      replication = createReplicationManager({
+        // with no other member there is never anyone to dial
+        libp2p: { dialProtocol: async () => { throw new Error('no pool member to dial') } },
+        pins: stack.pins,
+        blockstore: stack.repo.blockstore,
+        leases: stack.repo.leases,
+        db: stack.repo.db.sublevel('replication'),
+        peerId: peerIdFromString(self),
+        members: () => [self]
+      })
+      await replication.start()
+    }
     await start()
   })
 
   afterAll(async () => {
     await app?.close()
+    await replication?.stop()
     await stack?.close()
   })
 
@@ -76,8 +102,10 @@ describe('IPFS Pinning Service API (/pins) with @ipfs-shipyard/pinning-service-c
     expect(status.pin).toEqual({ cid: cid.toString(), name: 'first', meta: { app: 'a1' } })
     expect(status.delegates).toEqual(['/ip4/127.0.0.1/tcp/4101/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'])
     expect(status.info).toMatchObject({ replicas_wanted: '1', replicas_pinned: '1', dag_size: '64' })
+    expect(JSON.parse(status.info?.replicas ?? '[]')).toMatchObject([{ peer: stack.components.network.peerId(), state: 'pinned' }])
     const local = await stack.pins.get(cid)
     expect(local).toMatchObject({ type: 'recursive', name: 'first', metadata: { app: 'a1' } })
+    if (replication != null) expect((await replication.status(cid))?.replicas).toBe(1)
 
     const got = await client.pinsRequestidGet({ requestid: status.requestid })
     expect(got).toEqual(status)
