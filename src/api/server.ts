@@ -10,6 +10,7 @@ import { nodeRoutes } from './routes/node.ts'
 import { PINNING_SERVICE_PREFIX, pinningServiceRoutes } from './pinning-service/routes.ts'
 import { pinRoutes } from './routes/pin.ts'
 import { repoRoutes } from './routes/repo.ts'
+import { rewardsRoutes } from './routes/rewards.ts'
 import { provideRoutes } from './routes/provide.ts'
 import { swarmRoutes } from './routes/swarm.ts'
 import type { ApiComponents, ApiInit } from './types.ts'
@@ -122,6 +123,7 @@ export function buildServer (components: ApiComponents, init: ApiInit): FastifyI
     await api.register(nodeRoutes, options)
     await api.register(swarmRoutes, { ...options, prefix: '/swarm' })
     await api.register(provideRoutes, options)
+    await api.register(rewardsRoutes, options)
   }, { prefix: API_PREFIX })
 
   const { psaDb } = components

@@ -1,11 +1,10 @@
 import type { ImportOptions } from '../content/types.ts'
 import type { Provider } from '../net/provider.ts'
 import type { Swarm } from '../net/swarm.ts'
-import type { Provider } from '../net/provider.ts'
-import type { Swarm } from '../net/swarm.ts'
 import type { PinManager } from '../pinning/types.ts'
 import type { ReplicationManager } from '../pinning/replication-types.ts'
 import type { PsaDb } from './pinning-service/service.ts'
+import type { RewardsService } from '../rewards/service.ts'
 import type { BlockLeases, RepoBlockstore } from '../store/types.ts'
 import type { AbortOptions } from 'abort-error'
 import type { FastifyBaseLogger } from 'fastify'
@@ -39,14 +38,12 @@ export interface ApiComponents {
   swarm?: Swarm
   /** The provide schedule (provide/stat). */
   provider?: Pick<Provider, 'stat'>
-  /** libp2p connections (swarm routes); absent in an offline API. */
-  swarm?: Swarm
-  /** The provide schedule (provide/stat). */
-  provider?: Pick<Provider, 'stat'>
   /** Pool replication behind the Pinning Service API; a lone box pins locally only when absent. */
   replication?: ReplicationManager
   /** LevelDB space of the Pinning Service API's requests (`psa` sublevel); `/pins` is off without it. */
   psaDb?: PsaDb
+  /** The rewards service, once the chain is configured (a dev chain comes up after the API). */
+  rewards?: () => RewardsService | undefined
   /** Best-effort dial of a multiaddr a pin request names as an origin of its content. */
   dialOrigin?(addr: string, options?: AbortOptions): Promise<void>
 }
