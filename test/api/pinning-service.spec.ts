@@ -295,7 +295,7 @@ describe.each(['local', 'pool'] as const)('IPFS Pinning Service API (/pins) with
     expect(await failureOf(client.pinsPost({ pin: { cid, origins: ['not a multiaddr'] } }))).toMatchObject({ status: 400, reason: 'BAD_REQUEST' })
     expect(await failureOf(client.pinsPost({ pin: { cid, name: 'x'.repeat(256) } }))).toMatchObject({ status: 400 })
     expect(await failureOf(client.pinsPost({ pin: { cid, meta: { replicas: 'many' } } }))).toMatchObject({ status: 400 })
-    expect(await failureOf(client.pinsPost({ pin: { cid, meta: { big: 'x'.repeat(300 * 1024) } } }))).toMatchObject({ status: 413 })
+    expect(await failureOf(client.pinsPost({ pin: { cid, meta: { big: 'x'.repeat(300 * 1024) } } }))).toMatchObject({ status: 413, reason: 'PAYLOAD_TOO_LARGE' })
     const after = (await client.pinsGet({ limit: 1000, status: [Status.Queued, Status.Pinning, Status.Pinned, Status.Failed] })).count
     expect(after).toBe(before)
     expect(await stack.pins.get(CID.parse(cid))).toBeUndefined()

@@ -70,7 +70,10 @@ const REASON_BY_STATUS: Readonly<Record<number, string>> = {
   400: 'BAD_REQUEST',
   401: 'UNAUTHORIZED',
   404: 'NOT_FOUND',
-  500: 'INTERNAL_SERVER_ERROR'
+  413: 'PAYLOAD_TOO_LARGE',
+  500: 'INTERNAL_SERVER_ERROR',
+  503: 'SERVICE_UNAVAILABLE',
+  507: 'INSUFFICIENT_STORAGE'
 }
 
 /** Maps any error to the spec's `Failure` body and a status; internals of unexpected errors stay hidden. */
@@ -81,7 +84,7 @@ export function toFailure (err: unknown): { status: number, body: Failure, expec
     return { status: mapped ?? 500, body: { error: { reason: 'INTERNAL_SERVER_ERROR', details: 'internal error' } }, expected: false }
   }
   const reason = REASON_BY_STATUS[mapped] ??
-    (typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code.replace(/^(ERR|FST)_/, '') : (mapped >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST'))
+    (typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code.replace(/^(FST_)?(ERR_)?/, '') : (mapped >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST'))
   const details = err instanceof Error && err.message !== '' ? err.message : String(mapped)
   return { status: mapped, body: { error: { reason, details } }, expected: true }
 }

@@ -172,6 +172,8 @@ export function createPinningService (components: PinningServiceComponents, init
   const background = new Set<Promise<unknown>>()
   let lastCreated = 0
   let running = false
+  /** Cuts short what stop() should not wait for: origin dials. */
+  let stopping = new AbortController()
 
   function ensureRunning (): void {
     if (!running) throw new PinningServiceStoppedError()
@@ -271,7 +273,7 @@ export function createPinningService (components: PinningServiceComponents, init
     if (dial == null) return
     for (const origin of origins) {
       // a hint only: a failed dial must not fail the pin
-      track(dial(origin, { signal: AbortSignal.timeout(dialTimeoutMs) }))
+      track(dial(origin, { signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(dialTimeoutMs)]) }))
     }
   }
 
@@ -442,6 +444,7 @@ export function createPinningService (components: PinningServiceComponents, init
       for await (const key of records.keys({ reverse: true, limit: 1 })) {
         lastCreated = parseInt(key.slice(0, ID_TIME_CHARS), 16)
       }
+      stopping = new AbortController()
       running = true
       track(resume())
     },
@@ -449,6 +452,7 @@ export function createPinningService (components: PinningServiceComponents, init
     async stop () {
       if (!running) return
       running = false
+      stopping.abort()
       for (const job of jobs.values()) job.controller.abort()
       await Promise.allSettled([...jobs.values()].map(async job => { await job.done }))
       while (background.size > 0) await Promise.allSettled([...background])
