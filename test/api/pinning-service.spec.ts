@@ -309,6 +309,26 @@ describe.each(['local', 'pool'] as const)('IPFS Pinning Service API (/pins) with
     await client.pinsRequestidDelete({ requestid: status.requestid })
   })
 
+  it('dials the origins a request names, best-effort: a failed dial does not fail the pin', async () => {
+    const dialed: string[] = []
+    const other = buildServer({
+      ...stack.components,
+      psaDb: stack.repo.db.sublevel('psa-dial'),
+      ...(replication == null ? {} : { replication }),
+      dialOrigin: async (addr) => { dialed.push(addr); throw new Error('unreachable') }
+    }, { token: TOKEN })
+    try {
+      const cid = await block()
+      const origins = ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK', '/dns4/example.org/tcp/4001/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK']
+      const res = await other.inject({ method: 'POST', url: '/pins', headers: { authorization: `Bearer ${TOKEN}` }, payload: { cid: cid.toString(), origins } })
+      expect(res.statusCode).toBe(202)
+      expect(res.json()).toMatchObject({ status: 'pinned', pin: { origins } })
+      expect(dialed.sort()).toEqual([...origins].sort())
+    } finally {
+      await other.close()
+    }
+  })
+
   it('leaves the RPC API\'s POST-only rule and Kubo error bodies in place', async () => {
     const get = await fetch(`${url}/api/v0/pin/ls`, { headers: { authorization: `Bearer ${TOKEN}` } })
     expect(get.status).toBe(405)
