@@ -12,7 +12,9 @@ import { createSwarm } from './net/swarm.ts'
 import { createPinManager } from './pinning/pin-manager.ts'
 import { createPool, withPoolRelay } from './pinning/pool/index.ts'
 import { createAutoGc, createGc } from './store/gc.ts'
-import { initRepo, openRepo } from './store/repo.ts'
+import { initRepo, loadConfig, openRepo, saveConfig } from './store/repo.ts'
+import { createNodeRewards, stderrLogger } from './rewards/node-rewards.ts'
+import type { NodeRewards } from './rewards/node-rewards.ts'
 import { parseBytes, parseDuration } from './store/config.ts'
 import { PinboxError } from './errors.ts'
 import type { Repo } from './store/repo.ts'
@@ -63,6 +65,7 @@ interface Started {
   pool?: Pool
   provider?: Provider
   autoGc?: ReturnType<typeof createAutoGc>
+  rewards?: NodeRewards
   api?: FastifyInstance
   apiUrl?: string
 }
@@ -97,6 +100,7 @@ export function createNode (init: NodeInit): PinboxNode {
     const steps: Array<() => Promise<unknown> | undefined> = [
       () => p.api == null ? undefined : rm(join(p.repo?.path ?? '', API_FILE), { force: true }),
       () => p.api?.close(),
+      () => p.rewards?.stop(),
       () => p.autoGc?.stop(),
       () => p.provider?.stop(),
       () => p.pool?.stop(),
@@ -131,6 +135,9 @@ export function createNode (init: NodeInit): PinboxNode {
       try {
         if (init.initIfMissing === true && !(await hasRepo(init.repoPath))) {
           await initRepo(init.repoPath)
+          // `npm start` on a fresh box: rewards on a local dev chain with no set-up
+          const fresh = await loadConfig(init.repoPath)
+          await saveConfig(init.repoPath, { ...fresh, chain: { ...fresh.chain, dev: true } })
         }
         const repo = p.repo = await openRepo(init.repoPath)
         const cfg = repo.config
@@ -203,6 +210,17 @@ export function createNode (init: NodeInit): PinboxNode {
         }
         const swarm = createSwarm(libp2p, () => listenAddrs(libp2p, net.listen))
 
+        const rewards = p.rewards = createNodeRewards({
+          repoPath: repo.path,
+          config: cfg.chain,
+          blockstore: repo.blockstore,
+          pins,
+          db: repo.db.sublevel('rewards'),
+          peer: { id: repo.peerId.toMultihash().bytes, sign: async (data) => await repo.privateKey.sign(data) },
+          log: stderrLogger()
+        })
+        await rewards.start()
+
         const api = p.api = buildServer({
           blockstore: repo.blockstore,
           leases: repo.leases,
@@ -225,7 +243,8 @@ export function createNode (init: NodeInit): PinboxNode {
             protocols: () => libp2p.getProtocols()
           },
           swarm,
-          ...(p.provider == null ? {} : { provider: p.provider })
+          ...(p.provider == null ? {} : { provider: p.provider }),
+          rewards: () => rewards.service()
         }, {
           token: repo.apiToken,
           corsOrigins: cfg.api.corsOrigins,
