@@ -17,7 +17,8 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
   const { components } = options
   const { pins, blockstore, replication } = components
 
-  await app.register(replicaRoutes, options)
+  // `options` carries this plugin's '/pin' prefix; the status route sits under it, not below it again
+  await app.register(replicaRoutes, { components: options.components, maxBodyBytes: options.maxBodyBytes })
 
   rpc<{ arg?: string[], recursive?: boolean, name?: string, replicas?: number, wait?: boolean }>(app, '/add', {
     querystring: query({ arg: q.args, recursive: q.bool, name: q.str, progress: q.bool, replicas: { type: 'integer', minimum: 1 }, wait: q.bool }),
