@@ -17,6 +17,11 @@ import { registerPin } from './commands/pin.ts'
 import { registerRepo } from './commands/repo.ts'
 import { registerSwarm } from './commands/swarm.ts'
 import { registerVersion } from './commands/version.ts'
+import { registerWallet } from './commands/wallet.ts'
+import { registerPool } from './commands/pool.ts'
+import { registerDeal } from './commands/deal.ts'
+import { registerRewards } from './commands/rewards.ts'
+import { registerChain } from './commands/chain.ts'
 
 /** The whole command tree, fresh for every run (commander keeps parse state on its objects). */
 export function buildProgram (rt: Runtime): Command {
@@ -51,6 +56,11 @@ export function buildProgram (rt: Runtime): Command {
   registerId(program, rt)
   registerVersion(program, rt)
   registerSwarm(program, rt)
+  registerWallet(program, rt)
+  registerPool(program, rt)
+  registerDeal(program, rt)
+  registerRewards(program, rt)
+  registerChain(program, rt)
 
   // Every subcommand inherits the root's output settings and error handling.
   const inherit = (cmd: Command): void => {
