@@ -9,6 +9,7 @@ import { resolveImportOptions } from './content/profiles.ts'
 import { libp2pOptions, networkConfig } from './net/libp2p.ts'
 import { createProvider, dhtRouter } from './net/provider.ts'
 import { createSwarm } from './net/swarm.ts'
+import { networkBlockstore } from './net/fetch.ts'
 import { createPinManager } from './pinning/pin-manager.ts'
 import { createPool, withPoolRelay } from './pinning/pool/index.ts'
 import { createAutoGc, createGc } from './store/gc.ts'
@@ -153,7 +154,7 @@ export function createNode (init: NodeInit): PinboxNode {
         // pins read through Helia's networked blockstore: a missing block is fetched from peers
         // (found through the DHTs), hash-verified and written into the repo's store
         const pins = p.pins = createPinManager({ db: repo.db, blockstore: repo.blockstore, leases: repo.leases }, {
-          fetch: { get: (cid, options) => heliaLight.blockstore.get(cid, options) },
+          fetch: networkBlockstore(() => heliaLight.blockstore),
           onPinned: (pin, blocks) => { p.provider?.onPinned(pin, blocks) },
           onUnpinned: (pin) => { p.provider?.onUnpinned(pin) }
         })

@@ -48,3 +48,12 @@ export class ProvideFailedError extends PinboxError {
     super(ProvideFailedError.code, message, options)
   }
 }
+
+/** No peer delivered a block whose bytes hash to its CID (none found, all failed, or all lied). */
+export class BlockFetchFailedError extends PinboxError {
+  static readonly code = 'ERR_BLOCK_FETCH_FAILED'
+
+  constructor (message = 'could not fetch a verified block from the network', options?: ErrorOptions) {
+    super(BlockFetchFailedError.code, message, options)
+  }
+}

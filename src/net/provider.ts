@@ -103,8 +103,11 @@ export function createProvider (components: ProviderComponents, init: ProviderIn
 
   async function announce (cid: CID, options?: AbortOptions): Promise<boolean> {
     const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(timeoutMs), ...(options?.signal == null ? [] : [options.signal])])
-    const results = await Promise.allSettled(components.routers.map(async r => { await r.provide(cid, { signal }) }))
-    const ok = results.some(r => r.status === 'fulfilled')
+    const attempts = components.routers.map(async r => { await r.provide(cid, { signal }) })
+    // one router taking the record is an announcement; a slow one (the Amino DHT with no
+    // reachable servers waits out its timeout) finishes in the background, bounded by `signal`
+    const ok = await Promise.any(attempts).then(() => true, () => false)
+    for (const attempt of attempts) attempt.catch(() => {})
     const key = cid.toString()
     if (!ok) {
       failed++

@@ -1,0 +1,70 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createNode } from '../../src/node.ts'
+import { defaultConfig } from '../../src/store/config.ts'
+import { initRepo, saveConfig } from '../../src/store/repo.ts'
+import type { PinboxNode } from '../../src/node.ts'
+import type { PinboxConfig } from '../../src/store/config.ts'
+
+export interface TestNode {
+  node: PinboxNode
+  repo: string
+  token: string
+  apiUrl: string
+  peerId: string
+  /** The node's loopback TCP address with /p2p/. */
+  addr: string
+  /** POST to the node's RPC API; resolves to the parsed JSON (or the text for ndjson). */
+  rpc(path: string, query?: Record<string, string | string[]>, init?: { signal?: AbortSignal }): Promise<{ status: number, body: any, text: string }>
+}
+
+/** Loopback only, mDNS off, no bootstrap peers, API on a free port; `edit` changes the rest. */
+export async function startNode (edit: (cfg: PinboxConfig) => void = () => {}, dirs: string[] = []): Promise<TestNode> {
+  const repo = await mkdtemp(join(tmpdir(), 'pinbox-net-'))
+  dirs.push(repo)
+  await initRepo(repo)
+  const cfg = defaultConfig()
+  cfg.api.port = 0
+  cfg.swarm.listen = ['/ip4/127.0.0.1/tcp/0']
+  cfg.swarm.mdns = false
+  cfg.swarm.bootstrap = []
+  cfg.swarm.autonat = false
+  edit(cfg)
+  await saveConfig(repo, cfg)
+  const node = createNode({ repoPath: repo })
+  await node.start()
+  const info = node.info()
+  const token = (await readFile(join(repo, 'api.token'), 'utf8')).trim()
+  const addr = info.addresses.find(a => a.startsWith('/ip4/127.0.0.1/tcp/')) ?? ''
+  return {
+    node,
+    repo,
+    token,
+    apiUrl: info.apiUrl,
+    peerId: info.peerId,
+    addr,
+    async rpc (path, query = {}, init = {}) {
+      const qs = new URLSearchParams()
+      for (const [k, v] of Object.entries(query)) {
+        for (const one of Array.isArray(v) ? v : [v]) qs.append(k, one)
+      }
+      const res = await fetch(`${info.apiUrl}/${path}?${qs.toString()}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        ...(init.signal == null ? {} : { signal: init.signal })
+      })
+      const text = await res.text()
+      let body: any
+      try { body = JSON.parse(text) } catch { body = undefined }
+      return { status: res.status, body, text }
+    }
+  }
+}
+
+export async function stopAll (nodes: TestNode[], dirs: string[]): Promise<void> {
+  await Promise.allSettled(nodes.map(async n => { await n.node.stop() }))
+  nodes.length = 0
+  await Promise.allSettled(dirs.map(async d => { await rm(d, { recursive: true, force: true }) }))
+  dirs.length = 0
+}
