@@ -1,4 +1,5 @@
 import { args, ndjson, primed, requestSignal, streamHeaders } from '../args.ts'
+import { toKuboError } from '../errors.ts'
 import { NotPinnedError, ReplicationUnavailableError } from '../../pinning/errors.ts'
 import { resolveArg } from '../resolve.ts'
 import { replicaRoutes } from './replicas.ts'
@@ -20,7 +21,7 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
   // `options` carries this plugin's '/pin' prefix; the status route sits under it, not below it again
   await app.register(replicaRoutes, { components: options.components, maxBodyBytes: options.maxBodyBytes })
 
-  rpc<{ arg?: string[], recursive?: boolean, name?: string, replicas?: number, wait?: boolean }>(app, '/add', {
+  rpc<{ arg?: string[], recursive?: boolean, name?: string, replicas?: number, wait?: boolean, progress?: boolean }>(app, '/add', {
     querystring: query({ arg: q.args, recursive: q.bool, name: q.str, progress: q.bool, replicas: { type: 'integer', minimum: 1 }, wait: q.bool }),
     response: pinsResponse
   }, async (request, reply) => {
@@ -41,10 +42,56 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
       }
       return { Pins: cids.map(cid => cid.toString()) }
     }
-    for (const cid of cids) {
-      await pins.add(cid, { recursive, signal, ...(request.query.name == null ? {} : { name: request.query.name }) })
+    const nameOpt = request.query.name == null ? {} : { name: request.query.name }
+    if (request.query.progress !== true) {
+      for (const cid of cids) {
+        await pins.add(cid, { recursive, signal, ...nameOpt })
+      }
+      return { Pins: cids.map(cid => cid.toString()) }
     }
-    return { Pins: cids.map(cid => cid.toString()) }
+    // Kubo's progress stream: `{"Progress": blocks}` lines while the DAG is fetched, then the result
+    streamHeaders(reply, 'ndjson')
+    return reply.send(ndjson((async function * () {
+      let blocks = 0
+      let lastSent = 0
+      let pending: { Progress: number, Bytes: number } | undefined
+      let wake: (() => void) | undefined
+      const adds = (async () => {
+        for (const cid of cids) {
+          const base = blocks
+          await pins.add(cid, {
+            recursive,
+            signal,
+            ...nameOpt,
+            onProgress: (n, bytes) => {
+              blocks = base + n
+              pending = { Progress: blocks, Bytes: bytes }
+              wake?.()
+            }
+          })
+        }
+      })()
+      let done = false
+      let failure: unknown
+      adds.then(() => { done = true; wake?.() }, (err: unknown) => { failure = err; done = true; wake?.() })
+      while (!done) {
+        await new Promise<void>(resolve => { wake = resolve })
+        wake = undefined
+        // at most ~10 lines a second however many blocks arrive
+        if (pending != null && (done || Date.now() - lastSent >= 100)) {
+          yield pending
+          pending = undefined
+          lastSent = Date.now()
+        }
+      }
+      if (failure != null) {
+        const mapped = toKuboError(failure)
+        yield { ...mapped.body, Type: 'error' }
+        return
+      }
+      if (pending != null) yield pending
+      yield { Pins: cids.map(cid => cid.toString()) }
+    })()))
   })
 
   rpc<{ arg?: string[], type?: PinListType, name?: string, stream?: boolean, names?: boolean, quiet?: boolean }>(app, '/ls', {
