@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { action, parseBool } from '../command.ts'
+import { action, parseBool, parseNonNegativeInt } from '../command.ts'
 import type { Runtime } from '../command.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { example } from '../help.ts'
@@ -15,6 +15,8 @@ export interface PinVerifyEntry {
   cid: string
   ok: boolean
   bad: Array<{ cid: string, error: string }>
+  /** With --repair: blocks restored from replicas. */
+  repaired?: number
 }
 
 const LIST_TYPES = ['all', 'recursive', 'direct', 'indirect']
@@ -41,15 +43,46 @@ export function registerPin (program: Command, rt: Runtime): void {
     .argument('<cid...>', 'CIDs or /ipfs/ paths to pin')
     .option('--name <name>', 'a name for the pin')
     .option('--direct', 'pin only the root block, not its DAG')
+    .option('--replicas <n>', 'copies wanted in the pool, this node\'s included (asks n-1 members)', parseNonNegativeInt)
+    .option('--wait', 'with --replicas: return once every replica is pinned or failed')
     .action(action(rt, async (ctx, c) => {
       const [cids] = c.processedArgs as [string[]]
-      const opts = c.opts<{ name?: string, direct?: boolean }>()
+      const opts = c.opts<{ name?: string, direct?: boolean, replicas?: number, wait?: boolean }>()
       const recursive = opts.direct !== true
-      const res = await (await ctx.api()).call<{ Pins: string[] | null }>('pin/add', { arg: cids, recursive, name: opts.name })
+      if (opts.replicas != null && opts.replicas < 1) throw new InvalidArgumentError('--replicas must be at least 1')
+      const res = await (await ctx.api()).call<{ Pins: string[] | null }>('pin/add', {
+        arg: cids,
+        recursive,
+        name: opts.name,
+        ...(opts.replicas == null ? {} : { replicas: opts.replicas }),
+        ...(opts.wait === true ? { wait: true } : {})
+      })
       return output({ pins: res.Pins ?? [], type: recursive ? 'recursive' : 'direct' },
         (d) => d.pins.map((p) => `pinned ${p} ${d.type === 'recursive' ? 'recursively' : 'directly'}`))
     }))
-  example(add, 'pinbox pin add bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi --name photos', 'pinbox pin add --direct bafkrei…')
+  example(add, 'pinbox pin add bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi --name photos', 'pinbox pin add --direct bafkrei…', 'pinbox pin add bafybei… --replicas 3 --wait')
+
+  const status = pin.command('status')
+    .description('where the replicas of a pin are: each peer, its state (queued, pinning, pinned, failed) and since when')
+    .argument('<cid>', 'a pinned CID')
+    .option('--wait', 'wait until every replica is pinned or failed')
+    .action(action(rt, async (ctx, c) => {
+      const [cid] = c.processedArgs as [string]
+      const opts = c.opts<{ wait?: boolean }>()
+      const res = await (await ctx.api()).call<{ Cid: string, Replicas: number, Status: Array<{ Peer: string, State: string, Since: number, Reason?: string }> }>(
+        'pin/status', { arg: [cid], ...(opts.wait === true ? { wait: true } : {}) })
+      const replicas = (res.Status ?? []).map((s) => ({
+        peer: s.Peer,
+        state: s.State,
+        since: new Date(s.Since).toISOString(),
+        ...(s.Reason == null ? {} : { reason: s.Reason })
+      }))
+      return output({ cid: res.Cid, wanted: res.Replicas, replicas }, (d) => [
+        `${d.cid}: ${d.replicas.filter((r) => r.state === 'pinned').length} of ${d.wanted} replicas pinned`,
+        ...d.replicas.map((r) => `${r.peer}  ${r.state.padEnd(7)}  ${r.since}${r.reason != null ? `  ${r.reason}` : ''}`)
+      ])
+    }))
+  example(status, 'pinbox pin status bafybei…', 'pinbox --json pin status bafybei… --wait')
 
   const ls = pin.command('ls')
     .description('list pins, optionally only of one type, one name or the given CIDs')
@@ -82,18 +115,25 @@ export function registerPin (program: Command, rt: Runtime): void {
   const verify = pin.command('verify')
     .description('re-hash every block of the pins; exits non-zero naming each broken block')
     .argument('[cid...]', 'only these pins (default: all)')
+    .option('--repair', 're-fetch missing or corrupt blocks from pool members holding replicas')
     .action(action(rt, async (ctx, c) => {
       const [cids] = c.processedArgs as [string[]]
+      const { repair } = c.opts<{ repair?: boolean }>()
       const api = await ctx.api()
       const results: PinVerifyEntry[] = []
-      for await (const value of api.ndjson<{ Cid: string, Ok: boolean, BadNodes?: Array<{ Cid: string, Err: string }> | null }>(
-        'pin/verify', { arg: cids, verbose: true })) {
-        results.push({ cid: value.Cid, ok: value.Ok, bad: (value.BadNodes ?? []).map((b) => ({ cid: b.Cid, error: b.Err })) })
+      for await (const value of api.ndjson<{ Cid: string, Ok: boolean, Repaired?: number, BadNodes?: Array<{ Cid: string, Err: string }> | null }>(
+        'pin/verify', { arg: cids, verbose: true, ...(repair === true ? { repair: true } : {}) })) {
+        results.push({
+          cid: value.Cid,
+          ok: value.Ok,
+          bad: (value.BadNodes ?? []).map((b) => ({ cid: b.Cid, error: b.Err })),
+          ...(value.Repaired == null ? {} : { repaired: value.Repaired })
+        })
       }
       const broken = results.filter((r) => !r.ok)
       return output({ ok: broken.length === 0, pins: results }, (d) => [
         ...d.pins.flatMap((r) => r.ok
-          ? [`${r.cid} ok`]
+          ? [`${r.cid} ok${r.repaired != null && r.repaired > 0 ? ` (${r.repaired} blocks repaired)` : ''}`]
           : [`${r.cid} broken`, ...r.bad.map((b) => `  ${b.cid}: ${b.error}`)]),
         d.ok ? `${d.pins.length} pins ok` : `${broken.length} of ${d.pins.length} pins broken`
       ], broken.length === 0 ? 0 : EXIT_ERROR)

@@ -41,7 +41,7 @@ describe('pool protocols between real libp2p peers', () => {
       peers.push(peer)
       return peer
     }
-    ;[A, B, C, D, E, H, L, S] = await Promise.all([make(), make(), make(), make(100 * 1024), make(), make(), make(), make()]) as Peer[]
+    ;[A, B, C, D, E, H, L, S] = await Promise.all([make(), make(), make(), make(100 * 1024), make(), make(), make(), make()]) as [Peer, Peer, Peer, Peer, Peer, Peer, Peer, Peer]
     const members = [A, B, C, D, E, H, L].map(p => p.id)
     await A.startPool({ members, sharePerMember: SHARE, healthIntervalMs: 200, gracePeriodMs: 800 })
     await B.startPool({ members, sharePerMember: SHARE })
