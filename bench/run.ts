@@ -7,7 +7,7 @@
  * `--quick` is a smoke size that only checks the script; it prints and does not write results.md.
  */
 import { randomFillSync } from 'node:crypto'
-import { existsSync, statSync } from 'node:fs'
+import { createReadStream, existsSync, statSync } from 'node:fs'
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -133,36 +133,51 @@ async function benchAdd (procs: Procs, repo: string, src: string): Promise<void>
 }
 
 // ---------------------------------------------------------------- get / cat (warm)
+/** Reads a plain file to nowhere with Node's fs, 1 MiB at a time: the read side of a get. */
+async function readPlain (path: string): Promise<number> {
+  const started = performance.now()
+  for await (const _chunk of createReadStream(path, { highWaterMark: MIB })) { /* discard */ }
+  return performance.now() - started
+}
+
 async function benchGet (procs: Procs, repo: string, src: string): Promise<void> {
   const bytes = SIZE.addMiB * MIB
   const d = await procs.daemon(repo)
   const out = join(TMP, 'get.out')
   const plain: number[] = []
+  const plainCat: number[] = []
+  const plainCp: number[] = []
   const cat: number[] = []
   const get: number[] = []
   try {
     const cid = (await procs.cliOk(repo, ['add', '-q', '--no-progress', src])).stdout.trim()
     // warm-up: the source file and the block files in the page cache
-    await procs.run('cat', [src], { stdout: 'devnull' })
+    await readPlain(src)
     await procs.cliOk(repo, ['cat', cid], { stdout: 'devnull' })
     for (let i = 0; i < RUNS; i++) {
-      plain.push((await procs.run('cat', [src], { stdout: 'devnull' })).ms)
+      plain.push(await readPlain(src))
+      plainCat.push((await procs.run('cat', [src], { stdout: 'devnull' })).ms)
       cat.push((await procs.cliOk(repo, ['cat', cid], { stdout: 'devnull' })).ms)
+      await rm(out, { force: true })
+      plainCp.push((await procs.run('cp', [src, out])).ms)
       await rm(out, { force: true })
       get.push((await procs.cliOk(repo, ['get', cid, '-o', out])).ms)
       if (i === 0 && (await procs.run('cmp', [src, out])).code !== 0) throw new Error('pinbox get wrote different bytes')
       await rm(out, { force: true })
-      log(`get run ${i + 1}: cat plain ${f0(mbps(bytes, plain[i] as number))} MB/s, pinbox cat ${f0(mbps(bytes, cat[i] as number))} MB/s, pinbox get ${f0(mbps(bytes, get[i] as number))} MB/s`)
+      log(`get run ${i + 1}: node fs read ${f0(mbps(bytes, plain[i] as number))} MB/s, cat plain ${f0(mbps(bytes, plainCat[i] as number))} MB/s, ` +
+        `pinbox cat ${f0(mbps(bytes, cat[i] as number))} MB/s, cp plain ${f0(mbps(bytes, plainCp[i] as number))} MB/s, pinbox get ${f0(mbps(bytes, get[i] as number))} MB/s`)
     }
     await unpinAndGc(procs, repo, cid)
   } finally {
     await d.stop()
   }
   const base = mbps(bytes, median(plain))
-  for (const [name, ms] of [['`pinbox cat CID > /dev/null`', cat], ['`pinbox get CID -o file`', get]] as const) {
-    const v = mbps(bytes, median(ms))
-    row({ what: `${name} ${SIZE.addMiB} MiB, warm cache`, value: `${f0(v)} MB/s`, baseline: `cat plainfile > /dev/null: ${f0(base)} MB/s`, ratio: f2(v / base), goal: '>= 400 MB/s', verdict: passFail(v >= 400) })
-  }
+  const cp = mbps(bytes, median(plainCp))
+  const catV = mbps(bytes, median(cat))
+  const getV = mbps(bytes, median(get))
+  row({ what: `\`pinbox cat CID > /dev/null\` ${SIZE.addMiB} MiB, warm cache (CLI start to exit)`, value: `${f0(catV)} MB/s`, baseline: `plain file read with node fs, 1 MiB reads: ${f0(base)} MB/s`, ratio: f2(catV / base), goal: '>= 400 MB/s', verdict: passFail(catV >= 400) })
+  row({ what: `\`pinbox get CID -o file\` ${SIZE.addMiB} MiB, warm cache (CLI start to exit)`, value: `${f0(getV)} MB/s`, baseline: `cp plainfile file: ${f0(cp)} MB/s`, ratio: f2(getV / cp), goal: '>= 400 MB/s', verdict: passFail(getV >= 400) })
+  notes.push(`\`cat plainfile > /dev/null\` ran at ${f0(mbps(bytes, median(plainCat)))} MB/s (coreutils does not copy into /dev/null the way a reader must, so it is not used as the baseline).`)
 }
 
 // ---------------------------------------------------------------- start-up + idle RSS
