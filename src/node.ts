@@ -203,7 +203,8 @@ export function createNode (init: NodeInit): PinboxNode {
         if (libp2p.services.poolDHT != null) routers.push(dhtRouter('pool', libp2p.services.poolDHT))
         const provider = createProvider({ db: repo.db, routers, pins, blockstore: repo.blockstore }, {
           strategy: cfg.provide.strategy,
-          intervalMs: parseDuration(cfg.provide.interval)
+          intervalMs: parseDuration(cfg.provide.interval),
+          initialDelayMs: Math.min(60_000, parseDuration(cfg.provide.interval))
         })
         if (cfg.provide.enabled && routers.length > 0) {
           p.provider = provider
