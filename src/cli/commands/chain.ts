@@ -30,7 +30,8 @@ export function registerChain (program: Command, rt: Runtime): void {
         repoPath: ctx.repoPath,
         peer: { id: peerIdFromPrivateKey(key).toMultihash().bytes, sign: async (d) => await key.sign(d) },
         env: ctx.io.env,
-        dieWithParent: true
+        dieWithParent: true,
+        ...(ctx.io.env.PINBOX_TEST_SCRYPT_N == null ? {} : { scryptN: Number(ctx.io.env.PINBOX_TEST_SCRYPT_N) })
       })
       // this chain runs outside any daemon: a daemon started now connects to it instead of its own
       const cfg = await loadConfig(ctx.repoPath)

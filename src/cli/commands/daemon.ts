@@ -8,21 +8,9 @@ export interface DaemonInfo {
   peerId: string
   addresses: string[]
   apiUrl: string
+  repoPath?: string
   gatewayUrl?: string
 }
-
-interface PinboxNode {
-  start(): Promise<void>
-  stop(): Promise<void>
-  info(): DaemonInfo
-}
-
-interface NodeModule {
-  createNode(init: { repoPath: string, initIfMissing?: boolean }): Promise<PinboxNode> | PinboxNode
-}
-
-// Loaded on demand so that client commands start without loading helia and libp2p.
-const NODE_MODULE = '../../node.ts'
 
 /** How long a graceful stop may take before the process exits anyway. */
 export const STOP_GRACE_MS = 5000
@@ -33,16 +21,18 @@ export function registerDaemon (program: Command, rt: Runtime): void {
     .option('--init-if-missing', 'create the repo first if there is none')
     .action(action(rt, async (ctx, c) => {
       const { initIfMissing } = c.opts<{ initIfMissing?: boolean }>()
-      const { createNode } = await import(NODE_MODULE) as NodeModule
-      const node = await createNode({ repoPath: ctx.repoPath, initIfMissing: initIfMissing === true })
+      // Loaded on demand so that client commands start without loading helia and libp2p.
+      const { createNode } = await import('../../node.ts')
+      const node = createNode({ repoPath: ctx.repoPath, initIfMissing: initIfMissing === true })
       await node.start()
 
-      const info = node.info()
+      const info: DaemonInfo = node.info()
       printOutput(rt.io, ctx.json, output(info, (d) => [
         `peer id: ${d.peerId}`,
         'listening on:',
         ...d.addresses.map((a) => `  ${a}`),
         `API:     ${d.apiUrl}`,
+        ...(d.repoPath != null ? [`repo:    ${d.repoPath}`] : []),
         ...(d.gatewayUrl != null ? [`gateway: ${d.gatewayUrl}`] : []),
         'daemon is ready'
       ]))
