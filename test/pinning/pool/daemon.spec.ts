@@ -18,6 +18,7 @@ import { requestPins } from '../../../src/pinning/pool/pin-protocol.ts'
 import { multihashKey } from '../../../src/store/blockstore.ts'
 import { initRepo, loadConfig, saveConfig } from '../../../src/store/repo.ts'
 import { addFile, cleanup, createPeer, tempDir } from './utils.ts'
+import { run } from '../../cli/helpers.ts'
 import type { PinboxNode } from '../../../src/node.ts'
 import type { PinboxConfig } from '../../../src/store/config.ts'
 import type { Peer } from './utils.ts'
@@ -148,6 +149,22 @@ describe('replicated pins between pinbox daemons', () => {
     for (const d of [B, C]) {
       expect((await d.call('pin/ls', { arg: X.toString() })).Keys[X.toString()]).toBeDefined()
     }
+  }, 30_000)
+
+  it('the CLI: pin add --replicas --wait, pin status (text and --json)', async () => {
+    const Z = await addVia(A, 100 * 1024)
+    const cli = async (args: string[]): Promise<Awaited<ReturnType<typeof run>>> =>
+      await run(['--repo', A.dir, '--api', A.node.info().apiUrl.replace(/\/api\/v0$/, ''), ...args])
+    const added = await cli(['pin', 'add', Z.toString(), '--replicas', '2', '--wait'])
+    expect(added.stderr).toBe('')
+    expect(added.code).toBe(0)
+    const json = await cli(['--json', 'pin', 'status', Z.toString()])
+    expect(json.code).toBe(0)
+    const parsed = JSON.parse(json.stdout)
+    expect(parsed).toMatchObject({ cid: Z.toString(), wanted: 2 })
+    expect(parsed.replicas.map((r: any) => r.state)).toEqual(['pinned', 'pinned'])
+    const text = await cli(['pin', 'status', Z.toString()])
+    expect(text.stdout).toContain('2 of 2 replicas pinned')
   }, 30_000)
 
   it('pin verify --repair restores a corrupted block from a replica', async () => {
