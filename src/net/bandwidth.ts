@@ -22,6 +22,8 @@ export interface TokenBucket {
   take(bytes: number): number
   /** Ms until the balance is positive again, 0 when it is. */
   wait(): number
+  /** Whole bytes that may go now (0 while in debt). */
+  available(): number
 }
 
 /** One second's worth of burst; shared by every connection, so the cap is for the whole node. */
@@ -44,13 +46,22 @@ export function createTokenBucket (bytesPerSecond: number, now: () => number = (
     wait () {
       refill()
       return wait()
+    },
+    available () {
+      refill()
+      return Math.max(0, Math.floor(tokens))
     }
   }
 }
 
 /** The parts of libp2p's AbstractMessageStream the throttle reaches into. */
+interface Chunk {
+  byteLength: number
+  sublist(start?: number, end?: number): Chunk
+}
+
 interface ThrottledConnection {
-  sendData(data: { byteLength: number }): { sentBytes: number, canSendMore: boolean }
+  sendData(data: Chunk): { sentBytes: number, canSendMore: boolean }
   onData(data: { byteLength: number }): void
   pause(): void
   resume(): void
@@ -71,18 +82,27 @@ function throttle (conn: ThrottledConnection, up: TokenBucket | undefined, down:
   if (up != null) {
     const sendData = conn.sendData.bind(conn)
     let drainTimer: ReturnType<typeof setTimeout> | undefined
+    // the base class keeps unsent bytes and sends them when 'drain' fires
+    const drainLater = (): void => {
+      drainTimer ??= setTimeout(() => {
+        drainTimer = undefined
+        if (open()) conn.dispatchEvent(new Event('drain'))
+      }, Math.max(1, up.wait()))
+    }
     conn.sendData = (data) => {
-      const wait = up.wait()
-      if (wait > 0) {
-        // nothing sent; the base class keeps the bytes and resumes on 'drain'
-        drainTimer ??= setTimeout(() => {
-          drainTimer = undefined
-          if (open()) conn.dispatchEvent(new Event('drain'))
-        }, wait)
+      const allowed = up.available()
+      if (allowed === 0) {
+        drainLater()
         return { sentBytes: 0, canSendMore: false }
       }
-      const result = sendData(data)
+      // a write may hold megabytes: send only what the bucket allows now
+      const part = allowed >= data.byteLength ? data : data.sublist(0, allowed)
+      const result = sendData(part)
       up.take(result.sentBytes)
+      if (part !== data) {
+        drainLater()
+        return { sentBytes: result.sentBytes, canSendMore: false }
+      }
       return result
     }
   }
