@@ -54,6 +54,11 @@ describe('RPC client and context', () => {
       }
       res.end(JSON.stringify({ ID: '12D3KooWtest', Addresses: ['/ip4/127.0.0.1/tcp/4101'], AgentVersion: 'pinbox/0.1.0' }))
     },
+    '/api/v0/add': (req, res) => {
+      let bytes = 0
+      req.on('data', (c: Buffer) => { bytes += c.length })
+      req.on('end', () => res.end(JSON.stringify({ Name: '', Hash: 'bafkADDED', Size: String(bytes) }) + '\n'))
+    },
     '/api/v0/slow': () => {}
   }
 
@@ -62,7 +67,7 @@ describe('RPC client and context', () => {
     server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://x')
       seen.push({ method: req.method ?? '', url, ...(req.headers.authorization != null ? { auth: req.headers.authorization } : {}) })
-      req.resume()
+      if (url.pathname !== '/api/v0/add') req.resume()
       const route = routes[url.pathname]
       if (route == null) {
         res.statusCode = 404
@@ -148,6 +153,25 @@ describe('RPC client and context', () => {
     const noToken = await run(['--repo', join(dir, 'missing'), '--api', apiUrl, 'id'])
     expect(noToken.code).toBe(1)
     expect(noToken.stderr).toBe(`Error: missing or invalid API token (the API token is read from ${join(dir, 'missing', 'api.token')})\n`)
+  })
+
+  it('add maps its flags to Kubo query args (--pin=false, --no-pin, -w, -n, chunker)', async () => {
+    const res = await run(['--api', apiUrl, 'add', '--pin=false', '--name', 'x', '-w', '-n', '--cid-version', '0', '--chunker', 'size-1024', '--raw-leaves', '-'], { stdin: 'data' })
+    expect(res).toMatchObject({ code: 0, stdout: 'added bafkADDED bafkADDED\n', stderr: '' })
+    const query = seen[seen.length - 1]?.url.searchParams
+    expect(Object.fromEntries(query ?? [])).toEqual({
+      'cid-version': '0', chunker: 'size-1024', 'raw-leaves': 'true', 'wrap-with-directory': 'true', 'only-hash': 'true', pin: 'false'
+    })
+    expect((await run(['--api', apiUrl, 'add', '--no-pin', '-q', '-'], { stdin: 'd' })).stdout).toBe('bafkADDED\n')
+    expect(seen[seen.length - 1]?.url.searchParams.get('pin')).toBe('false')
+    expect((await run(['--api', apiUrl, 'add', '--name', 'n', '-'], { stdin: 'd' })).code).toBe(0)
+    expect(Object.fromEntries(seen[seen.length - 1]?.url.searchParams ?? [])).toEqual({ pin: 'true', 'pin-name': 'n' })
+
+    const bad = await run(['--api', apiUrl, 'add', '--chunker', 'rabin', '-'])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/^Error: invalid --chunker "rabin"/)
+    const dirNoR = await run(['--api', apiUrl, 'add', dir])
+    expect(dirNoR.stderr).toMatch(/is a directory; use -r/)
   })
 
   it('pin verify prints broken blocks and exits non-zero', async () => {
