@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { ContractFactory, HDNodeWallet, JsonRpcProvider, parseEther, randomBytes, hexlify, getBytes } from 'ethers'
+import { ContractFactory, HDNodeWallet, JsonRpcProvider, NonceManager, parseEther, randomBytes, hexlify, getBytes } from 'ethers'
 import type { Signer } from 'ethers'
 import { ARTIFACTS_DIR, ROOT, STAMP, sourcesMtime } from '../../contracts/build.ts'
 import { loadConfig, saveConfig } from '../store/repo.ts'
@@ -73,8 +73,10 @@ async function deployOne (name: string, signer: Signer, args: unknown[]): Promis
 /** Deploys PinboxToken and PinboxStorage with `admin` as admin of both. */
 export async function deployPinbox (admin: Signer, config: DeployConfig = DEV_DEPLOY): Promise<Deployment> {
   const adminAddress = await admin.getAddress()
-  const token = await deployOne('PinboxToken', admin, ['Pinbox', 'PIN', parseEther('1000000000'), adminAddress])
-  const storage = await deployOne('PinboxStorage', admin, [await token.getAddress(), adminAddress, config])
+  // counts nonces locally: a provider's cached transaction count would repeat the first one
+  const signer = new NonceManager(admin)
+  const token = await deployOne('PinboxToken', signer, ['Pinbox', 'PIN', parseEther('1000000000'), adminAddress])
+  const storage = await deployOne('PinboxStorage', signer, [await token.getAddress(), adminAddress, config])
   return { token: await token.getAddress(), storage: await storage.getAddress() }
 }
 
@@ -94,6 +96,8 @@ export interface DevChainOptions {
 export interface DevChain {
   anvil: AnvilProcess
   settings: ChainSettings & { poolId: number }
+  /** Where the dev keystores' password is kept, when it was not given by the environment. */
+  passwordFile?: string
   stop(): Promise<void>
 }
 
@@ -183,7 +187,7 @@ export async function startDevChain (opts: DevChainOptions): Promise<DevChain> {
           ...latest,
           chain: { ...latest.chain, ...settings, ...(file == null ? {} : { passwordFile: file }) }
         })
-        return { anvil, settings, stop: async () => { await anvil.stop() } }
+        return { anvil, settings, ...(file == null ? {} : { passwordFile: file }), stop: async () => { await anvil.stop() } }
       } finally {
         client.close()
       }
