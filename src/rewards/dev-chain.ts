@@ -26,8 +26,8 @@ export interface DeployConfig {
   unbondingDelay: number
   faultThreshold: number
   faultWindow: number
-  slashBps: number
-  bountyBps: number
+  slashBps: number | bigint
+  bountyBps: number | bigint
   emissionPerByteEpoch: bigint
 }
 
