@@ -92,6 +92,13 @@ export function parseDuration (text: string): number {
 export async function resolveApiUrl (flag: string | undefined, repoPath: string): Promise<string> {
   if (flag != null) return normaliseApiUrl(flag)
   try {
+    // a running daemon writes the address it really listens on (it may be port 0 in config)
+    const running = (await readFile(join(repoPath, 'api'), 'utf8')).trim()
+    if (running !== '') return normaliseApiUrl(running)
+  } catch {
+    // no daemon has written one: fall back to the configured address
+  }
+  try {
     const cfg = JSON.parse(await readFile(join(repoPath, 'config.json'), 'utf8')) as { api?: { host?: unknown, port?: unknown } }
     const host = typeof cfg.api?.host === 'string' ? cfg.api.host : '127.0.0.1'
     const port = cfg.api?.port

@@ -107,6 +107,10 @@ describe('RPC client and context', () => {
     await writeFile(join(repo, 'config.json'), JSON.stringify({ api: { host: '0.0.0.0', port: 6123 } }))
     expect(await resolveApiUrl(undefined, repo)).toBe('http://127.0.0.1:6123')
     expect(await resolveApiUrl('localhost:7000', repo)).toBe('http://localhost:7000')
+    // a running daemon's own record of where it listens wins over the config (port 0, say)
+    await writeFile(join(repo, 'api'), 'http://127.0.0.1:40123\n')
+    expect(await resolveApiUrl(undefined, repo)).toBe('http://127.0.0.1:40123')
+    expect(await resolveApiUrl('localhost:7000', repo)).toBe('http://localhost:7000')
   })
 
   it('POSTs with the bearer token and parses JSON replies', async () => {
