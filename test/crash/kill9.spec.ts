@@ -69,14 +69,12 @@ async function writeRandomFile (path: string, bytes: number): Promise<void> {
   }
 }
 
-/** Adds small distinct files one at a time; each `add` returned, so each pin is acknowledged. */
+/** Adds small distinct files (concurrently, as several clients would); each `add` returned, so each pin is acknowledged. */
 async function acknowledgedPins (d: Daemon, n: number, tag: string): Promise<string[]> {
-  const roots: string[] = []
-  for (let i = 0; i < n; i++) {
+  return Promise.all(Array.from({ length: n }, async (_, i) => {
     const res = await d.json<{ root: string }>(['add', '-'], { stdin: `${tag} ${i} ${randomBytes(8).toString('hex')}`.repeat(50 + i * 5000) })
-    roots.push(res.root)
-  }
-  return roots
+    return res.root
+  }))
 }
 
 interface VerifyOutput { ok: boolean, pins: Array<{ cid: string, ok: boolean, bad: unknown[] }> }
@@ -140,12 +138,11 @@ describe('kill -9 of the daemon', { timeout: 120_000 }, () => {
     const acked = await acknowledgedPins(d, 3, 'before the pin add')
 
     // two DAGs of ~5k blocks each, stored but not pinned
-    const dags: string[] = []
-    for (const name of ['a', 'b']) {
+    const dags = await Promise.all(['a', 'b'].map(async (name) => {
       const file = join(dir, name)
       await writeRandomFile(file, 10 * MiB)
-      dags.push((await d.json<{ root: string }>(['add', '--pin=false', '--chunker', 'size-2048', file])).root)
-    }
+      return (await d.json<{ root: string }>(['add', '--pin=false', '--chunker', 'size-2048', file])).root
+    }))
     const [first, second] = dags as [string, string]
 
     // measure one pin add, then kill halfway through the same work on the other DAG
@@ -181,7 +178,7 @@ describe('kill -9 of the daemon', { timeout: 120_000 }, () => {
     // ~20k unpinned raw leaves
     const file = join(dir, 'garbage')
     await writeRandomFile(file, 20_000 * 256)
-    await d.json(['add', '--pin=false', '--chunker', 'size-256', '--raw-leaves', file])
+    await d.json(['add', '--pin=false', '--chunker', 'size-256', file])
     const before = (await blocksOnDisk(d.repo)).count
     expect(before).toBeGreaterThan(pinnedBlocks + 20_000)
 
