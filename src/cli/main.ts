@@ -14,6 +14,7 @@ import { registerId } from './commands/id.ts'
 import { registerInit } from './commands/init.ts'
 import { registerLs } from './commands/ls.ts'
 import { registerPin } from './commands/pin.ts'
+import { registerProvide } from './commands/provide.ts'
 import { registerRepo } from './commands/repo.ts'
 import { registerSwarm } from './commands/swarm.ts'
 import { registerVersion } from './commands/version.ts'
@@ -56,6 +57,7 @@ export function buildProgram (rt: Runtime): Command {
   registerId(program, rt)
   registerVersion(program, rt)
   registerSwarm(program, rt)
+  registerProvide(program, rt)
   registerWallet(program, rt)
   registerPool(program, rt)
   registerDeal(program, rt)
@@ -81,12 +83,29 @@ function defaultIO (): CliIO {
  * Runs the CLI and resolves to the process exit code; never throws. `argv` is Node's
  * (`[node, script, ...args]`).
  */
+/**
+ * Kubo-style flags such as `--pin=false` are options with an optional boolean argument; written
+ * bare (`--raw-leaves FILE`) commander would take the next word as their value. Spelling the bare
+ * form `--raw-leaves=true` keeps the word where the user put it.
+ */
+function withExplicitBooleans (program: Command, argv: string[]): string[] {
+  const names = new Set<string>()
+  const walk = (cmd: Command): void => {
+    for (const opt of cmd.options) {
+      if (opt.optional && opt.flags.includes('[bool]') && opt.long != null) names.add(opt.long)
+    }
+    cmd.commands.forEach(walk)
+  }
+  walk(program)
+  return argv.map((arg, i) => i >= 2 && names.has(arg) ? `${arg}=true` : arg)
+}
+
 export async function main (argv: string[], io: Partial<CliIO> = {}): Promise<number> {
   const rt: Runtime = { io: { ...defaultIO(), ...io }, exitCode: EXIT_OK }
   const debug = argv.includes('--debug')
   try {
     const program = buildProgram(rt)
-    await program.parseAsync(argv, { from: 'node' })
+    await program.parseAsync(withExplicitBooleans(program, argv), { from: 'node' })
     return rt.exitCode
   } catch (err) {
     // Commander has already printed its own message (or the help it was asked for).

@@ -170,6 +170,11 @@ describe('RPC client and context', () => {
     expect(seen[seen.length - 1]?.url.searchParams.get('pin')).toBe('false')
     expect((await run(['--api', apiUrl, 'add', '--name', 'n', '-'], { stdin: 'd' })).code).toBe(0)
     expect(Object.fromEntries(seen[seen.length - 1]?.url.searchParams ?? [])).toEqual({ pin: 'true', 'pin-name': 'n' })
+    // a bare boolean flag before the path must not swallow the path as its value
+    expect((await run(['--api', apiUrl, 'add', '--raw-leaves', '--pin', '-'], { stdin: 'd' })).code).toBe(0)
+    expect(Object.fromEntries(seen[seen.length - 1]?.url.searchParams ?? [])).toEqual({ pin: 'true', 'raw-leaves': 'true' })
+    expect((await run(['--api', apiUrl, 'add', '--raw-leaves=false', '-'], { stdin: 'd' })).code).toBe(0)
+    expect(seen[seen.length - 1]?.url.searchParams.get('raw-leaves')).toBe('false')
 
     const bad = await run(['--api', apiUrl, 'add', '--chunker', 'rabin', '-'])
     expect(bad.code).toBe(1)

@@ -59,7 +59,7 @@ export function registerAdd (program: Command, rt: Runtime): void {
     .option('-H, --hidden', 'include dot-files when adding folders')
     .option('--cid-version <n>', 'CID version: 0 or 1 (default: from the repo\'s import profile)', parseNonNegativeInt)
     .option('--chunker <spec>', 'fixed chunk size, size-N bytes (default: from the profile)')
-    .option('--raw-leaves', 'store file chunks as raw blocks')
+    .option('--raw-leaves [bool]', 'store file chunks as raw blocks (--raw-leaves=false for UnixFS leaves)', parseBool)
     .option('--no-raw-leaves', 'wrap file chunks in UnixFS nodes')
     .option('-w, --wrap', 'wrap the added entries in a directory')
     .option('-n, --only-hash', 'compute the CIDs without storing anything')

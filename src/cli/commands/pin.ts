@@ -1,3 +1,4 @@
+import cliProgress from 'cli-progress'
 import type { Command } from 'commander'
 import { action, parseBool, parseNonNegativeInt } from '../command.ts'
 import type { Runtime } from '../command.ts'
@@ -17,6 +18,14 @@ export interface PinVerifyEntry {
   bad: Array<{ cid: string, error: string }>
   /** With --repair: blocks restored from replicas. */
   repaired?: number
+}
+
+function formatBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  let v = n
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++ }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i] ?? 'B'}`
 }
 
 const LIST_TYPES = ['all', 'recursive', 'direct', 'indirect']
@@ -45,18 +54,42 @@ export function registerPin (program: Command, rt: Runtime): void {
     .option('--direct', 'pin only the root block, not its DAG')
     .option('--replicas <n>', 'copies wanted in the pool, this node\'s included (asks n-1 members)', parseNonNegativeInt)
     .option('--wait', 'with --replicas: return once every replica is pinned or failed')
+    .option('--no-progress', 'no progress bar while blocks are fetched from the network')
     .action(action(rt, async (ctx, c) => {
       const [cids] = c.processedArgs as [string[]]
-      const opts = c.opts<{ name?: string, direct?: boolean, replicas?: number, wait?: boolean }>()
+      const opts = c.opts<{ name?: string, direct?: boolean, replicas?: number, wait?: boolean, progress: boolean }>()
       const recursive = opts.direct !== true
       if (opts.replicas != null && opts.replicas < 1) throw new InvalidArgumentError('--replicas must be at least 1')
-      const res = await (await ctx.api()).call<{ Pins: string[] | null }>('pin/add', {
+      const pinArgs = {
         arg: cids,
         recursive,
         name: opts.name,
         ...(opts.replicas == null ? {} : { replicas: opts.replicas }),
         ...(opts.wait === true ? { wait: true } : {})
-      })
+      }
+      const api = await ctx.api()
+      // content the node lacks is fetched from peers: show blocks and bytes as they arrive
+      const showBar = opts.progress && opts.replicas == null && ctx.io.stderr.isTTY === true && !ctx.json
+      let res: { Pins: string[] | null } = { Pins: null }
+      if (showBar) {
+        const bar = new cliProgress.SingleBar({
+          stream: ctx.io.stderr as NodeJS.WritableStream as never,
+          format: 'pinning {value} blocks | {bytes}',
+          hideCursor: true,
+          clearOnComplete: true
+        }, cliProgress.Presets.shades_classic)
+        bar.start(0, 0, { bytes: '0 B' })
+        try {
+          for await (const line of api.ndjson<{ Progress?: number, Bytes?: number, Pins?: string[] | null }>('pin/add', { ...pinArgs, progress: true })) {
+            if (line.Progress != null) bar.update(line.Progress, { bytes: formatBytes(line.Bytes ?? 0) })
+            if (line.Pins !== undefined) res = { Pins: line.Pins }
+          }
+        } finally {
+          bar.stop()
+        }
+      } else {
+        res = await api.call<{ Pins: string[] | null }>('pin/add', pinArgs)
+      }
       return output({ pins: res.Pins ?? [], type: recursive ? 'recursive' : 'direct' },
         (d) => d.pins.map((p) => `pinned ${p} ${d.type === 'recursive' ? 'recursively' : 'directly'}`))
     }))
