@@ -126,9 +126,7 @@ describe('daemon lifecycle', { timeout: 60_000 }, () => {
     expect(await d.json(['pin', 'verify', added.root])).toMatchObject({ ok: true })
   })
 
-  // KNOWN BUG (src/cli/context.ts, resolveApiUrl): the daemon writes `<repo>/api` so the CLI can
-  // find it "even on port 0" (src/node.ts), but the CLI reads only config.json's api.port and so
-  // dials port 0. Fix: read `<repo>/api` first (as Kubo reads $IPFS_PATH/api), then the config.
+  // The daemon writes `<repo>/api` so the CLI finds it even on port 0, as Kubo's $IPFS_PATH/api.
   it('with api.port 0 the CLI finds the daemon through <repo>/api', async () => {
     const d = await startDaemon({ config: { 'api.port': 0 } })
     const written = (await readFile(join(d.repo, 'api'), 'utf8')).trim()
