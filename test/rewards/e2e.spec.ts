@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Contract, HDNodeWallet, JsonRpcProvider, parseEther } from 'ethers'
+import { CID } from 'multiformats/cid'
 import { STORAGE_ABI, TOKEN_ABI } from '../../src/rewards/abi.ts'
 import { ANVIL_MNEMONIC, spawnAnvil } from '../../src/rewards/anvil.ts'
 import type { AnvilProcess } from '../../src/rewards/anvil.ts'
@@ -144,11 +145,23 @@ describe('rewards end to end: two daemons and anvil', () => {
     carForm.append('file', new Blob([car]), 'content.car')
     const imported = await b.rpc('dag/import', {}, { form: carForm })
     expect(imported.status, imported.text).toBe(200)
+    // a deal whose commitment does not match the content is refused before any slot is taken
+    const wait = async (p: Promise<any>): Promise<any> => await (await p).wait()
+    await wait(token.mint(await storage.runner.getAddress(), parseEther('1000')))
+    await wait(token.approve(await storage.getAddress(), parseEther('1000')))
+    const lying = await wait(storage.openDeal(1, CID.parse(cid).bytes, '0x' + '11'.repeat(32), commitment.size, commitment.segments, 1, DURATION))
+    const lyingId = storage.interface.parseLog(lying.logs.find((l: any) => storage.interface.parseLog(l)?.name === 'DealOpened')).args.dealId as bigint
+    const refused = await b.rpc('deal/accept', { arg: String(lyingId) })
+    expect(refused.status).toBe(409)
+    expect(refused.text).toContain('the deal says 0x1111')
+    expect(await storage.slotHeld(lyingId, b.operator)).toBe(false)
+
     const accepted = await b.rpc('deal/accept', { arg: String(dealId) })
     expect(accepted.status, accepted.text).toBe(200)
     expect(await storage.slotHeld(dealId, b.operator)).toBe(true)
     const listed = (await b.rpc('deal/ls')).body.deals
-    expect(listed).toEqual([expect.objectContaining({ id: String(dealId), cid, held: true, role: 'provider' })])
+    expect(listed).toContainEqual(expect.objectContaining({ id: String(dealId), cid, held: true, role: 'provider' }))
+    expect(listed).toContainEqual(expect.objectContaining({ id: String(lyingId), held: false }))
 
     // blocks come at a steady pace; B answers by itself
     miner = setInterval(() => { anvil.rpc('anvil_mine', ['0x1']).catch(() => {}) }, BLOCK_MS)
