@@ -13,7 +13,7 @@ import { networkBlockstore } from './net/fetch.ts'
 import { createPinManager } from './pinning/pin-manager.ts'
 import { createPool, withPoolRelay } from './pinning/pool/index.ts'
 import { createAutoGc, createGc } from './store/gc.ts'
-import { initRepo, loadConfig, openRepo, saveConfig } from './store/repo.ts'
+import { REPO_FILES, initRepo, loadConfig, openRepo, saveConfig } from './store/repo.ts'
 import { createNodeRewards, stderrLogger } from './rewards/node-rewards.ts'
 import type { NodeRewards } from './rewards/node-rewards.ts'
 import { parseBytes, parseDuration } from './store/config.ts'
@@ -78,9 +78,10 @@ function listenAddrs (libp2p: Libp2p, configured: string[]): string[] {
   return tm?.getAddrs().map(String) ?? configured
 }
 
+/** A repo exists once its version file does: an empty folder (a fresh Docker volume) is not one. */
 async function hasRepo (path: string): Promise<boolean> {
   try {
-    await access(path)
+    await access(join(path, REPO_FILES.version))
     return true
   } catch {
     return false
