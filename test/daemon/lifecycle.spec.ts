@@ -103,9 +103,6 @@ describe('daemon lifecycle', { timeout: 60_000 }, () => {
   // volume: a folder that exists and is empty. Tests must listen on loopback only, and a fresh
   // repo's defaults bind 0.0.0.0 with mDNS, so the box's provisioning step is played here by a
   // config.json (loopback ports) written into the folder first; init keeps an existing config.
-  // KNOWN BUG (src/node.ts, hasRepo): --init-if-missing only inits when the folder is absent, so an
-  // existing folder without a `version` file fails with "not an initialised pinbox repo". It should
-  // test for `<repo>/version` instead (initRepo already completes an unfinished init).
   it('npm start\'s path: daemon --init-if-missing on an empty PINBOX_HOME initialises and starts', async () => {
     const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'))
     expect(pkg.scripts.start).toBe('node bin/pinbox.js daemon --init-if-missing')
