@@ -12,6 +12,8 @@ import { createSwarm } from './net/swarm.ts'
 import { networkBlockstore } from './net/fetch.ts'
 import { createPinManager } from './pinning/pin-manager.ts'
 import { createPool, withPoolRelay } from './pinning/pool/index.ts'
+import { localReplication } from './pinning/local-replication.ts'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createAutoGc, createGc } from './store/gc.ts'
 import { REPO_FILES, initRepo, loadConfig, openRepo, saveConfig } from './store/repo.ts'
 import { createNodeRewards, stderrLogger } from './rewards/node-rewards.ts'
@@ -232,7 +234,10 @@ export function createNode (init: NodeInit): PinboxNode {
           autoGc,
           repo: { path: repo.path, maxBytes },
           importDefaults: resolveImportOptions(cfg.import.profile),
-          ...(p.pool == null ? {} : { replication: p.pool.replication }),
+          // a lone box (no pool members) still serves the Pinning Service API with local pins
+          replication: p.pool?.replication ?? localReplication(pins, { peerId: repo.peerId.toString() }),
+          psaDb: repo.db.sublevel('psa'),
+          dialOrigin: async (addr: string, options?: AbortOptions) => { await libp2p.dial(multiaddr(addr), options) },
           network: {
             agentVersion: AGENT_VERSION,
             peerId: () => libp2p.peerId.toString(),
