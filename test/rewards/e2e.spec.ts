@@ -37,7 +37,7 @@ const CONFIG = {
   bountyBps: BOUNTY_BPS,
   emissionPerByteEpoch: EMISSION
 }
-const BLOCK_MS = 150
+const BLOCK_MS = 200
 
 async function filesUnder (dir: string): Promise<string[]> {
   const out: string[] = []
