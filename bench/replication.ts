@@ -8,7 +8,8 @@
  * - peak RSS of each daemon during both.
  * Writes the `## Replication` section of bench/results.md (other sections are left as they are).
  * Run: `npx node bench/replication.ts [--only big,many] [--runs 3] [--quick] [--keep]`.
- * `--quick` is a smoke size that only checks the script; it prints and does not write results.md.
+ * `--quick` is a smoke size that only checks the script; it, `--dry-run`, `--big-mib N` and `--files N`
+ * print and do not write results.md.
  * The same file is the raw peer: `--raw-peer sink` serves a byte sink, `--raw-peer send` times one
  * stream into it (spawned by the benchmark itself).
  */
@@ -37,6 +38,9 @@ const { values: flags } = parseArgs({
     only: { type: 'string' },
     runs: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    'big-mib': { type: 'string' },
+    files: { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false }
   }
 })
@@ -47,6 +51,10 @@ const SEND_CHUNK = 256 * 1024
 const quick = flags.quick === true
 const RUNS = Math.max(1, Number(flags.runs ?? (quick ? 1 : 3)))
 const SIZE = quick ? { bigMiB: 32, files: 500 } : { bigMiB: 256, files: 10_000 }
+if (flags['big-mib'] != null) SIZE.bigMiB = Number(flags['big-mib'])
+if (flags.files != null) SIZE.files = Number(flags.files)
+// a smoke run or a partial size is printed, never written over the recorded results
+const dryRun = quick || flags['dry-run'] === true || flags['big-mib'] != null || flags.files != null
 const ADD_BATCH = 500
 // a Kubo-style RPC puts args in the query string; Node caps a request head at 16 KiB
 const PIN_BATCH = 200
@@ -116,7 +124,7 @@ async function rawSend (to: string, bytes: number): Promise<void> {
     for await (const _ of stream) acked = true
     const ms = performance.now() - started
     if (!acked) throw new Error('the sink did not acknowledge')
-    console.log(JSON.stringify({ ms }))
+    console.log(JSON.stringify({ ms, hwmKiB: rssKiB(process.pid).hwm }))
   } finally {
     await node.stop()
   }
@@ -255,53 +263,46 @@ async function startSink (): Promise<{ addr: string, child: ChildProcess }> {
   return { addr, child }
 }
 
-async function rawRun (addr: string, bytes: number): Promise<number> {
+async function rawRun (addr: string, bytes: number): Promise<{ ms: number, hwmKiB: number }> {
   const child = spawnSelf(['--raw-peer', 'send', '--to', addr, '--bytes', String(bytes)])
   let out = ''
   child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d })
   const code = await new Promise<number | null>(resolve => { child.once('close', resolve) })
   if (code !== 0) throw new Error(`raw sender exited ${code}`)
-  return (JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { ms: number }).ms
+  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { ms: number, hwmKiB: number }
 }
 
-interface BigResult { rawMs: number[], replMs: number[], peaks: number[][], bytes: number }
+interface BigResult { rawMs: number[], replMs: number[], peaks: number[][], bytes: number, rawHwm: { sender: number, sink: number } }
 
-async function benchBig (procs: Procs, members: [Member, Member, ...Member[]], sampler: ReturnType<typeof rssSampler>): Promise<BigResult> {
+/** One interleaved round: the raw stream, then the same bytes replicated A -> B through the pool. */
+async function benchBig (procs: Procs, members: [Member, Member, ...Member[]], sampler: ReturnType<typeof rssSampler>, sink: { addr: string, child: ChildProcess }, src: string, result: BigResult): Promise<void> {
   const [A, B] = members
-  const bytes = SIZE.bigMiB * MIB
-  const src = join(TMP, `src-${SIZE.bigMiB}m.bin`)
-  await randomFile(src, bytes)
-  const sink = await startSink()
-  const result: BigResult = { rawMs: [], replMs: [], peaks: [], bytes }
-  try {
-    for (let i = 0; i < RUNS; i++) {
-      const rawMs = await rawRun(sink.addr, bytes)
-      result.rawMs.push(rawMs)
+  const { bytes } = result
+  const raw = await rawRun(sink.addr, bytes)
+  const rawMs = raw.ms
+  result.rawMs.push(rawMs)
+  result.rawHwm.sender = Math.max(result.rawHwm.sender, raw.hwmKiB)
+  if (sink.child.pid != null) result.rawHwm.sink = Math.max(result.rawHwm.sink, rssKiB(sink.child.pid).hwm)
 
-      const cid = (await procs.cliOk(A.repo, ['add', '-q', '--no-progress', src])).stdout.trim()
-      sampler.reset()
-      const started = performance.now()
-      await call(A, 'pin/add', [['arg', cid], ['replicas', '2'], ['wait', 'true']])
-      const replMs = performance.now() - started
-      result.peaks.push(sampler.peaks())
-      const status = await call<ReplicaStatus>(A, 'pin/status', [['arg', cid]])
-      const onB = status.Status.find(s => s.Peer === B.id)
-      if (onB?.State !== 'pinned') throw new Error(`B's replica is ${onB?.State ?? 'missing'}: ${JSON.stringify(status)}`)
-      const verify = await call<{ Ok: boolean } | null>(B, 'pin/verify', [['arg', cid], ['verbose', 'true']])
-      if (verify?.Ok !== true) throw new Error('B holds a broken replica')
-      result.replMs.push(replMs)
-      log(`big run ${i + 1}: raw stream ${f0(mbps(bytes, rawMs))} MB/s; replication A->B ${f0(mbps(bytes, replMs))} MB/s (${f2(rawMs / replMs)}); ` +
-        `peak RSS ${result.peaks.at(-1)?.map(mib).join('/')} MiB`)
+  const cid = (await procs.cliOk(A.repo, ['add', '-q', '--no-progress', src])).stdout.trim()
+  sampler.reset()
+  const started = performance.now()
+  await call(A, 'pin/add', [['arg', cid], ['replicas', '2'], ['wait', 'true']])
+  const replMs = performance.now() - started
+  result.peaks.push(sampler.peaks())
+  const status = await call<ReplicaStatus>(A, 'pin/status', [['arg', cid]])
+  const onB = status.Status.find(s => s.Peer === B.id)
+  if (onB?.State !== 'pinned') throw new Error(`B's replica is ${onB?.State ?? 'missing'}: ${JSON.stringify(status)}`)
+  const verify = await call<{ Ok: boolean } | null>(B, 'pin/verify', [['arg', cid], ['verbose', 'true']])
+  if (verify?.Ok !== true) throw new Error('B holds a broken replica')
+  result.replMs.push(replMs)
+  log(`big run ${result.replMs.length}: raw stream ${f0(mbps(bytes, rawMs))} MB/s; replication A->B ${f0(mbps(bytes, replMs))} MB/s (${f2(rawMs / replMs)}); ` +
+    `peak RSS ${result.peaks.at(-1)?.map(mib).join('/')} MiB`)
 
-      // unpin on both (A's rm releases B's replica) and GC, so the next run starts from nothing
-      await call(A, 'pin/rm', [['arg', cid]])
-      await Promise.all([A, B].map(async m => { await call(m, 'repo/gc') }))
-      await call(B, 'pin/ls', [['arg', cid]]).then(() => { throw new Error('B still pins the released replica') }, () => {})
-    }
-  } finally {
-    sink.child.kill('SIGINT')
-  }
-  return result
+  // unpin on both (A's rm releases B's replica) and GC, so the next run starts from nothing
+  await call(A, 'pin/rm', [['arg', cid]])
+  await Promise.all([A, B].map(async m => { await call(m, 'repo/gc') }))
+  await call(B, 'pin/ls', [['arg', cid]]).then(() => { throw new Error('B still pins the released replica') }, () => {})
 }
 
 // ---------------------------------------------------------------- 10,000 small files, replicas 3
@@ -418,23 +419,19 @@ async function main (): Promise<void> {
     log(`pool of ${members.length} daemons up: ${members.map(m => `${m.name} pid ${m.daemon?.pid ?? '?'}`).join(', ')}`)
     const sampler = rssSampler(members)
     const many: ManyResult = { addMs: [], pinMs: [], waitMs: [], rmMs: [], peaks: [], placement: [], totalBytes: [] }
-    let big: BigResult | undefined
+    const big: BigResult | undefined = only.has('big') ? { rawMs: [], replMs: [], peaks: [], bytes: SIZE.bigMiB * MIB, rawHwm: { sender: 0, sink: 0 } } : undefined
+    const src = join(TMP, `src-${SIZE.bigMiB}m.bin`)
+    if (big != null) await randomFile(src, big.bytes)
+    const sink = big != null ? await startSink() : undefined
     try {
       // interleaved: each round runs the raw stream, the big replication, then the small files
       for (let i = 0; i < RUNS; i++) {
-        if (only.has('big')) {
-          const r = await benchBig(procs, members, sampler)
-          if (big == null) big = r
-          else {
-            big.rawMs.push(...r.rawMs)
-            big.replMs.push(...r.replMs)
-            big.peaks.push(...r.peaks)
-          }
-        }
+        if (big != null && sink != null) await benchBig(procs, members, sampler, sink, src, big)
         if (only.has('many')) await benchMany(members, sampler, many, i)
       }
     } finally {
       sampler.stop()
+      sink?.child.kill('SIGINT')
     }
     const hwm = members.map(m => m.daemon == null ? NaN : rssKiB(m.daemon.pid).hwm)
 
@@ -445,7 +442,8 @@ async function main (): Promise<void> {
       const peakBig = members.map((_, i) => Math.max(...big.peaks.map(p => p[i] as number)))
       rows.push(`| peak VmRSS per daemon during the ${SIZE.bigMiB} MiB replication (A/B/C/D, max of runs) | ${peakBig.map(mib).join(' / ')} MiB | – | – | <= 256 MB | ${passFail(Math.max(...peakBig) <= 256e6 / 1024)} |`)
       notes.push(`${SIZE.bigMiB} MiB runs: raw ${big.rawMs.map(ms => f0(mbps(big.bytes, ms))).join(', ')} MB/s; replication ${big.replMs.map(ms => f0(mbps(big.bytes, ms))).join(', ')} MB/s. ` +
-        'The file is added to A (untimed) before each run and unpinned on both and GC\'d after it; the raw stream sends the same byte count in 256 KiB writes and stops its clock on the sink\'s 1-byte acknowledgement.')
+        'The file is added to A (untimed) before each run and unpinned on both and GC\'d after it; the raw stream sends the same byte count in 256 KiB writes and stops its clock on the sink\'s 1-byte acknowledgement. ' +
+        `The bare libp2p processes peaked at VmHWM ${mib(big.rawHwm.sender)} MiB (sender) and ${mib(big.rawHwm.sink)} MiB (sink).`)
     }
     if (many.pinMs.length > 0) {
       const t = median(many.pinMs)
@@ -479,7 +477,7 @@ async function main (): Promise<void> {
     ]
     const text = lines.join('\n')
     console.log('\n' + text)
-    if (!quick) {
+    if (!dryRun) {
       await writeSection(text)
       log(`wrote ${HEADING} in ${RESULTS}`)
     }
