@@ -3,9 +3,11 @@
  * run: durable add vs `dd conv=fsync`, get/cat vs `cat` of a plain file, daemon memory and
  * start-up, GC on a 1M-block repo during an add, and the flat-file vs LevelDB blockstore choice.
  * Writes the `## Storage node core` section of bench/results.md (other sections are left as they
- * are). Run: `npm run bench [-- --only add,get,compare,startup,gc] [--quick] [--gc-runs N] [--keep]`.
+ * are). Run: `npm run bench [-- --only add,get,compare,startup,gc,replication] [--quick] [--gc-runs N] [--keep]`;
+ * `replication` runs bench/replication.ts (issue 3), which writes its own `## Replication` section.
  * `--quick` is a smoke size that only checks the script; it prints and does not write results.md.
  */
+import { spawn } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
 import { createReadStream, existsSync, statSync } from 'node:fs'
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
@@ -18,7 +20,7 @@ import { buildPinned, buildUnpinned, fixtureStateFile, markUnpinnedGone } from '
 import { createProcs, freePort, ROOT, rssKiB, sampleRss } from './core/proc.ts'
 import type { Procs } from './core/proc.ts'
 
-const PARTS = ['add', 'get', 'compare', 'startup', 'gc'] as const
+const PARTS = ['add', 'get', 'compare', 'startup', 'gc', 'replication'] as const
 type Part = typeof PARTS[number]
 
 const { values: flags } = parseArgs({
@@ -307,6 +309,17 @@ async function benchGc (procs: Procs): Promise<void> {
   notes.push(`GC removed ${removed.join(', ')} blocks (expected ${SIZE.unpinned} each); GC runs: ${gcRuns} (baseline adds: ${RUNS}).`)
 }
 
+// ---------------------------------------------------------------- replication (issue 3)
+/** bench/replication.ts writes its own `## Replication` section; it runs as its own process. */
+async function benchReplication (): Promise<void> {
+  const child = spawn(process.execPath, [join(ROOT, 'bench', 'replication.ts'), ...(quick ? ['--quick'] : []), ...(flags.keep === true ? ['--keep'] : [])], { cwd: ROOT, stdio: 'inherit' })
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', resolve)
+  })
+  if (code !== 0) throw new Error(`bench/replication.ts exited ${code}`)
+}
+
 // ---------------------------------------------------------------- report
 async function machine (procs: Procs): Promise<string> {
   const df = (await procs.run('df', ['-T', TMP])).stdout.trim().split('\n').at(-1)?.split(/\s+/) ?? []
@@ -353,7 +366,8 @@ async function main (): Promise<void> {
       ['get', () => benchGet(procs, repo, src)],
       ['compare', () => benchCompare(procs, src)],
       ['startup', () => benchStartup(procs, repo)],
-      ['gc', () => benchGc(procs)]
+      ['gc', () => benchGc(procs)],
+      ['replication', () => benchReplication()]
     ]
     for (const [part, fn] of order) {
       if (!only.has(part)) continue
@@ -378,7 +392,9 @@ async function main (): Promise<void> {
       ''
     ]
     const text = lines.join('\n')
-    if (quick) {
+    if (rows.length === 0) {
+      // only the replication part ran: it wrote its own section
+    } else if (quick) {
       console.log('\n' + text)
     } else {
       await writeSection(text)
