@@ -35,7 +35,9 @@ async function timedFetch (fetcherEdit: (cfg: PinboxConfig) => void, sourceEdit:
 }
 
 describe('bandwidth caps', () => {
-  // the bucket starts full (one second of burst), so the capped part is SIZE - RATE
+  // the bucket starts full (one second of burst), so the capped part is SIZE - RATE. Only lower
+  // bounds are asserted: a cap guarantees a minimum duration whatever the load, while an uncapped
+  // loopback transfer of 2.5 MB (~0.3 s idle) would break them if the limiter stopped working.
   const ideal = (SIZE - RATE) / RATE
 
   it('swarm.bandwidth.down caps what a node downloads', async () => {
@@ -48,11 +50,6 @@ describe('bandwidth caps', () => {
     const seconds = await timedFetch(() => {}, cfg => { cfg.swarm.bandwidth.up = '1MB' })
     expect(seconds).toBeGreaterThanOrEqual(ideal * 0.6)
     expect(seconds).toBeLessThan(ideal * 5 + 5)
-  }, 30_000)
-
-  it('uncapped, the same transfer is much faster (so the caps above are what slowed it)', async () => {
-    const seconds = await timedFetch(() => {}, () => {})
-    expect(seconds).toBeLessThan(ideal * 0.6)
   }, 30_000)
 
   it('a token bucket allows one second of burst, then the rate', () => {
