@@ -35,6 +35,8 @@ export interface SpawnAnvilOptions {
    */
   dieWithParent?: boolean
   chainId?: number
+  /** EVM rules; default ANVIL_HARDFORK, the compiler's target. */
+  hardfork?: string
 }
 
 export function anvilBinary (): string {
@@ -105,7 +107,7 @@ export async function spawnAnvil (opts: SpawnAnvilOptions = {}): Promise<AnvilPr
   let lastErr: unknown
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = opts.port ?? await freePort()
-    const args = ['--host', '127.0.0.1', '--port', String(port), '--hardfork', ANVIL_HARDFORK,
+    const args = ['--host', '127.0.0.1', '--port', String(port), '--hardfork', opts.hardfork ?? ANVIL_HARDFORK,
       '--accounts', String(opts.accounts ?? 10), '--mnemonic', ANVIL_MNEMONIC, '--silent']
     if (opts.blockTime != null) args.push('--block-time', String(opts.blockTime))
     if (opts.stateFile != null) args.push('--state', opts.stateFile)

@@ -2,18 +2,14 @@
  * Test helper: a real anvil chain on 127.0.0.1 (same hardfork as the compiler) and deploys
  * from artifacts/, which it (re)builds with solc when missing or older than the sources.
  */
-import { spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
-import { createRequire } from 'node:module'
 import { existsSync } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
-import { join, dirname } from 'node:path'
+import { join } from 'node:path'
 import { ContractFactory, HDNodeWallet, Interface, JsonRpcProvider, Wallet } from 'ethers'
 import type { Signer } from 'ethers'
-import { ARTIFACTS_DIR, ROOT, EVM_VERSION, STAMP, buildContracts, sourcesMtime } from '../../contracts/build.ts'
-
-export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk'
+import { ARTIFACTS_DIR, EVM_VERSION, STAMP, buildContracts, sourcesMtime } from '../../contracts/build.ts'
+import { ANVIL_MNEMONIC, jsonRpc, spawnAnvil } from '../../src/rewards/anvil.ts'
+import type { AnvilProcess } from '../../src/rewards/anvil.ts'
 
 export interface Anvil {
   rpcUrl: string
@@ -36,42 +32,6 @@ export interface StartAnvilOptions {
   accounts?: number
 }
 
-function anvilBinary (): string {
-  const require = createRequire(import.meta.url)
-  try {
-    // the platform package holds the real binary; the npm bin is a node wrapper around it
-    const pkg = require.resolve(`@foundry-rs/anvil-${process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}/package.json`)
-    const bin = join(dirname(pkg), 'bin', process.platform === 'win32' ? 'anvil.exe' : 'anvil')
-    if (existsSync(bin)) return bin
-  } catch {
-    // no platform package: fall back to the npm wrapper
-  }
-  return join(ROOT, 'node_modules', '.bin', 'anvil')
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address != null ? address.port : 0
-      server.close(() => { resolve(port) })
-    })
-  })
-}
-
-async function rpc (url: string, method: string, params: unknown[] = []): Promise<unknown> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })
-  })
-  const body = await res.json() as { result?: unknown, error?: { message: string } }
-  if (body.error != null) throw new Error(`${method}: ${body.error.message}`)
-  return body.result
-}
-
 const keyCache = new Map<number, string[]>()
 
 function defaultKeys (n: number): string[] {
@@ -85,55 +45,19 @@ function defaultKeys (n: number): string[] {
   return keys
 }
 
-/** Starts anvil on a free loopback port and waits until it answers JSON-RPC. */
+/** Starts anvil on a free loopback port (the daemon's own starter) with ethers conveniences on top. */
 export async function startAnvil (opts: StartAnvilOptions = {}): Promise<Anvil> {
-  const hardfork = opts.hardfork ?? EVM_VERSION
   const count = opts.accounts ?? 10
-  let lastErr: unknown
-  // a port picked free can be taken before anvil binds it: retry with a new one
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort()
-    const args = ['--host', '127.0.0.1', '--port', String(port), '--hardfork', hardfork,
-      '--accounts', String(count), '--mnemonic', ANVIL_MNEMONIC, '--silent']
-    if (opts.blockTime != null) args.push('--block-time', String(opts.blockTime))
-    const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-    const rpcUrl = `http://127.0.0.1:${port}`
-    try {
-      const chainId = await waitReady(rpcUrl, child, () => stderr)
-      return makeAnvil(rpcUrl, chainId, child, count)
-    } catch (err) {
-      lastErr = err
-      await kill(child)
-    }
-  }
-  throw lastErr
-}
-
-async function waitReady (url: string, child: ChildProcess, stderr: () => string): Promise<bigint> {
-  const deadline = Date.now() + 15_000
-  while (Date.now() < deadline) {
-    if (child.exitCode != null) throw new Error(`anvil exited with ${child.exitCode}: ${stderr()}`)
-    try {
-      return BigInt(await rpc(url, 'eth_chainId') as string)
-    } catch {
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-  }
-  throw new Error(`anvil did not answer on ${url}: ${stderr()}`)
-}
-
-async function kill (child: ChildProcess): Promise<void> {
-  if (child.exitCode != null || child.signalCode != null) return
-  await new Promise<void>(resolve => {
-    child.once('exit', () => { resolve() })
-    child.kill('SIGTERM')
-    setTimeout(() => { child.kill('SIGKILL') }, 2000).unref()
+  const chain = await spawnAnvil({
+    hardfork: opts.hardfork ?? EVM_VERSION,
+    accounts: count,
+    ...(opts.blockTime == null ? {} : { blockTime: opts.blockTime })
   })
+  return makeAnvil(chain, count)
 }
 
-function makeAnvil (rpcUrl: string, chainId: bigint, child: ChildProcess, count: number): Anvil {
+function makeAnvil (chain: AnvilProcess, count: number): Anvil {
+  const { rpcUrl, chainId } = chain
   const provider = new JsonRpcProvider(rpcUrl, chainId, { staticNetwork: true, pollingInterval: 20, cacheTimeout: -1 })
   const accounts = defaultKeys(count)
   return {
@@ -146,15 +70,15 @@ function makeAnvil (rpcUrl: string, chainId: bigint, child: ChildProcess, count:
       if (key == null) throw new Error(`no anvil account ${i}`)
       return new Wallet(key, provider)
     },
-    mine: async (blocks = 1) => { await rpc(rpcUrl, 'anvil_mine', [`0x${blocks.toString(16)}`]) },
-    blockNumber: async () => Number(BigInt(await rpc(rpcUrl, 'eth_blockNumber') as string)),
-    snapshot: async () => await rpc(rpcUrl, 'evm_snapshot') as string,
+    mine: async (blocks = 1) => { await jsonRpc(rpcUrl, 'anvil_mine', [`0x${blocks.toString(16)}`]) },
+    blockNumber: async () => Number(BigInt(await jsonRpc(rpcUrl, 'eth_blockNumber') as string)),
+    snapshot: async () => await jsonRpc(rpcUrl, 'evm_snapshot') as string,
     revert: async (id) => {
-      if (await rpc(rpcUrl, 'evm_revert', [id]) !== true) throw new Error(`evm_revert ${id} failed`)
+      if (await jsonRpc(rpcUrl, 'evm_revert', [id]) !== true) throw new Error(`evm_revert ${id} failed`)
     },
     stop: async () => {
       provider.destroy()
-      await kill(child)
+      await chain.stop()
     }
   }
 }
