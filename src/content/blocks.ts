@@ -35,11 +35,16 @@ export async function readBlock (blockstore: Pick<Blockstore, 'get'>, cid: CID, 
   if (chunks.length === 1 && chunks[0] != null) {
     return chunks[0]
   }
+  return concatBytes(chunks, length)
+}
+
+/** `parts` joined into one new array; `length` is their total, when the caller already counted it. */
+export function concatBytes (parts: Uint8Array[], length = parts.reduce((n, p) => n + p.byteLength, 0)): Uint8Array {
   const out = new Uint8Array(length)
   let offset = 0
-  for (const chunk of chunks) {
-    out.set(chunk, offset)
-    offset += chunk.byteLength
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.byteLength
   }
   return out
 }
@@ -118,15 +123,18 @@ function collectLinks (value: unknown, out: CID[], compare: (a: string, b: strin
   }
 }
 
-const HASHERS = new Map<number, MultihashHasher<number>>([
-  [sha256.code, sha256],
-  [sha512.code, sha512],
-  [identity.code, identity]
-])
+export type Hashers = ReadonlyMap<number, MultihashHasher>
 
-/** True when `bytes` hash to `cid`'s multihash. */
-export async function verifyBlock (cid: CID, bytes: Uint8Array): Promise<boolean> {
-  const hasher = HASHERS.get(cid.multihash.code)
+/** The hash functions blocks are checked with: sha2-256, sha2-512 and identity, plus `extra`. */
+export function hasherTable (extra: MultihashHasher[] = []): Hashers {
+  return new Map([sha256, sha512, identity as MultihashHasher, ...extra].map(h => [h.code, h]))
+}
+
+const HASHERS = hasherTable()
+
+/** True when `bytes` hash to `cid`'s multihash; ERR_UNSUPPORTED_HASH when `hashers` lacks its function. */
+export async function verifyBlock (cid: CID, bytes: Uint8Array, hashers: Hashers = HASHERS): Promise<boolean> {
+  const hasher = hashers.get(cid.multihash.code)
   if (hasher == null) {
     throw new UnsupportedHashError(cid)
   }

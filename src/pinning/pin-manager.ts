@@ -1,15 +1,12 @@
 import { CID } from 'multiformats/cid'
 import { base32 } from 'multiformats/bases/base32'
-import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import { sha1 } from 'multiformats/hashes/sha1'
-import { identity } from 'multiformats/hashes/identity'
-import { equals } from 'multiformats/bytes'
 import * as raw from 'multiformats/codecs/raw'
 import * as json from 'multiformats/codecs/json'
 import * as dagPb from '@ipld/dag-pb'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
-import { readBlock } from '../content/blocks.ts'
+import { concatBytes, hasherTable, readBlock, verifyBlock } from '../content/blocks.ts'
 import { walkDag } from '../content/dag-walk.ts'
 import { BlockMissingError } from '../content/errors.ts'
 import { NotPinnedError, PinManagerStoppedError, PinnedRecursivelyError } from './errors.ts'
@@ -96,21 +93,9 @@ function chunkKey (key: string, n: number): string {
   return `${key}/${n.toString().padStart(8, '0')}`
 }
 
-function concat (parts: Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.byteLength
-  }
-  return out
-}
-
 /** CID bytes are self-delimiting, so a chunk is just their concatenation. */
 function encodeChunk (cids: CID[]): Uint8Array {
-  let length = 0
-  for (const cid of cids) length += cid.bytes.byteLength
-  return concat(cids.map(c => c.bytes), length)
+  return concatBytes(cids.map(c => c.bytes))
 }
 
 function * decodeChunk (bytes: Uint8Array): Generator<CID> {
@@ -151,8 +136,7 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
   const chunkSize = init.chunkSize ?? DEFAULT_CHUNK_SIZE
   const walk = init.walk ?? walkDag
   const source = init.fetch ?? blockstore
-  const hashers = new Map<number, MultihashHasher>()
-  for (const h of [sha256, sha512, sha1, identity as MultihashHasher, ...(init.hashers ?? [])]) hashers.set(h.code, h)
+  const hashers = hasherTable([sha1, ...(init.hashers ?? [])])
 
   const pins: AbstractSublevel<PinDb, any, string, PinRecord> = db.sublevel<string, PinRecord>('pins', { valueEncoding: 'json' })
   const pinBlocks: AbstractSublevel<PinDb, any, string, Uint8Array> = db.sublevel<string, Uint8Array>('pinblocks', { valueEncoding: 'view' })
@@ -301,10 +285,8 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
       if (isMissing(err)) return 'missing'
       throw err
     }
-    const hasher = hashers.get(cid.multihash.code)
-    if (hasher == null) return 'undecodable'
-    const digest = await hasher.digest(bytes)
-    if (!equals(digest.digest, cid.multihash.digest)) return 'hash-mismatch'
+    if (!hashers.has(cid.multihash.code)) return 'undecodable'
+    if (!await verifyBlock(cid, bytes, hashers)) return 'hash-mismatch'
     const decode = DECODERS.get(cid.code)
     if (decode != null) {
       try {

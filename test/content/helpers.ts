@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createBlockstore } from '../../src/store/blockstore.ts'
 import type { FlatBlockstore } from '../../src/store/blockstore.ts'
+import { concatBytes } from '../../src/content/blocks.ts'
 
 export const FIXTURES = '/work/shared/fixtures/gateway-conformance'
 
@@ -29,18 +30,8 @@ export async function tempStore (): Promise<TempStore> {
 
 export async function collect (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
-  let length = 0
-  for await (const chunk of source) {
-    chunks.push(chunk)
-    length += chunk.byteLength
-  }
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const chunk of chunks) {
-    out.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return out
+  for await (const chunk of source) chunks.push(chunk)
+  return concatBytes(chunks)
 }
 
 export async function * bytesOf (...parts: Uint8Array[]): AsyncGenerator<Uint8Array> {
