@@ -11,3 +11,10 @@ export async function resolveArg (blockstore: ExportBlockstore, value: string, o
   const entry = await resolvePath(blockstore, path, options.signal == null ? {} : { signal: options.signal })
   return entry.cid
 }
+
+/** Each path argument resolved in turn; the first that does not resolve fails the call. */
+export async function resolveArgs (blockstore: ExportBlockstore, values: string[], options: AbortOptions = {}): Promise<CID[]> {
+  const cids: CID[] = []
+  for (const value of values) cids.push(await resolveArg(blockstore, value, options))
+  return cids
+}

@@ -1,10 +1,10 @@
 import { args, ndjson, primed, requestSignal, streamHeaders } from '../args.ts'
 import { toKuboError } from '../errors.ts'
 import { NotPinnedError, ReplicationUnavailableError } from '../../pinning/errors.ts'
-import { resolveArg } from '../resolve.ts'
+import { resolveArg, resolveArgs } from '../resolve.ts'
 import { replicaRoutes } from './replicas.ts'
 import { q, query, rpc } from './rpc.ts'
-import type { PinListType } from '../../pinning/types.ts'
+import type { PinListType, PinVerifyResult } from '../../pinning/types.ts'
 import type { RouteOptions } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -26,23 +26,20 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
     response: pinsResponse
   }, async (request, reply) => {
     const signal = requestSignal(request, reply)
-    const cids = []
-    for (const arg of args(request.query, { min: 1, name: 'ipfs-path' })) {
-      cids.push(await resolveArg(blockstore, arg, { signal }))
-    }
+    const cids = await resolveArgs(blockstore, args(request.query, { min: 1, name: 'ipfs-path' }), { signal })
     const recursive = request.query.recursive ?? true
     const replicas = request.query.replicas ?? 1
+    const nameOpt = request.query.name == null ? {} : { name: request.query.name }
     if (replicas > 1) {
       if (replication == null) throw new ReplicationUnavailableError()
       for (const cid of cids) {
-        await replication.replicate(cid, { replicas, signal, ...(request.query.name == null ? {} : { name: request.query.name }) })
+        await replication.replicate(cid, { replicas, signal, ...nameOpt })
       }
       if (request.query.wait === true) {
         for (const cid of cids) await replication.settled(cid, { signal })
       }
       return { Pins: cids.map(cid => cid.toString()) }
     }
-    const nameOpt = request.query.name == null ? {} : { name: request.query.name }
     if (request.query.progress !== true) {
       for (const cid of cids) {
         await pins.add(cid, { recursive, signal, ...nameOpt })
@@ -98,10 +95,7 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
     querystring: query({ arg: q.args, type: { type: 'string', enum: PIN_LIST_TYPES }, name: q.str, stream: q.bool, names: q.bool, quiet: q.bool })
   }, async (request, reply) => {
     const signal = requestSignal(request, reply)
-    const cids = []
-    for (const arg of args(request.query)) {
-      cids.push(await resolveArg(blockstore, arg, { signal }))
-    }
+    const cids = await resolveArgs(blockstore, args(request.query), { signal })
     const listed = pins.ls({
       type: request.query.type ?? 'all',
       signal,
@@ -130,10 +124,7 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
     response: pinsResponse
   }, async (request, reply) => {
     const signal = requestSignal(request, reply)
-    const cids = []
-    for (const arg of args(request.query, { min: 1, name: 'ipfs-path' })) {
-      cids.push(await resolveArg(blockstore, arg, { signal }))
-    }
+    const cids = await resolveArgs(blockstore, args(request.query, { min: 1, name: 'ipfs-path' }), { signal })
     for (const cid of cids) {
       // a replicated pin also releases its remote replicas
       if (await replication?.status(cid) != null) await replication?.remove(cid, { signal })
@@ -146,42 +137,31 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
     querystring: query({ arg: q.args, verbose: q.bool, quiet: q.bool, repair: q.bool })
   }, async (request, reply) => {
     const signal = requestSignal(request, reply)
-    const cids = []
-    for (const arg of args(request.query)) {
-      cids.push(await resolveArg(blockstore, arg, { signal }))
-    }
+    const cids = await resolveArgs(blockstore, args(request.query), { signal })
     const verbose = request.query.verbose === true
+    const scope = { signal, ...(cids.length > 0 ? { cids } : {}) }
+    const badNodes = (bad: PinVerifyResult['bad']): Array<{ Cid: string, Err: string }> => bad.map(b => ({ Cid: b.cid.toString(), Err: b.error }))
+    let lines: AsyncGenerator<{ Cid: string, Ok: boolean, Repaired?: number, BadNodes: Array<{ Cid: string, Err: string }> }>
     if (request.query.repair === true) {
       if (replication?.repair == null) throw new ReplicationUnavailableError('repair needs a pool: set pool.members')
-      const repaired = replication.repair({ signal, ...(cids.length > 0 ? { cids } : {}) })
-      const repairLines = async function * () {
+      const repaired = replication.repair(scope)
+      lines = (async function * () {
         for await (const result of repaired) {
           if (result.ok && result.repaired === 0 && !verbose) continue
-          yield {
-            Cid: result.cid.toString(),
-            Ok: result.ok,
-            Repaired: result.repaired,
-            BadNodes: result.bad.map(bad => ({ Cid: bad.cid.toString(), Err: bad.error }))
-          }
+          yield { Cid: result.cid.toString(), Ok: result.ok, Repaired: result.repaired, BadNodes: badNodes(result.bad) }
         }
-      }
-      const source = await primed(repairLines())
-      streamHeaders(reply, 'ndjson')
-      return reply.send(ndjson(source))
-    }
-    const results = pins.verify({ signal, ...(cids.length > 0 ? { cids } : {}) })
-    // like Kubo, only broken pins are reported unless verbose
-    const lines = async function * () {
-      for await (const result of results) {
-        if (result.ok && !verbose) continue
-        yield {
-          Cid: result.cid.toString(),
-          Ok: result.ok,
-          BadNodes: result.bad.map(bad => ({ Cid: bad.cid.toString(), Err: bad.error }))
+      })()
+    } else {
+      const results = pins.verify(scope)
+      // like Kubo, only broken pins are reported unless verbose
+      lines = (async function * () {
+        for await (const result of results) {
+          if (result.ok && !verbose) continue
+          yield { Cid: result.cid.toString(), Ok: result.ok, BadNodes: badNodes(result.bad) }
         }
-      }
+      })()
     }
-    const source = await primed(lines())
+    const source = await primed(lines)
     streamHeaders(reply, 'ndjson')
     return reply.send(ndjson(source))
   })
