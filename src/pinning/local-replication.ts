@@ -41,32 +41,36 @@ export function localReplication (pins: Pick<PinManager, 'add' | 'get' | 'rm' | 
     return pin?.type === 'recursive' ? pin : undefined
   }
 
+  async function mustHold (cid: CID): Promise<Pin> {
+    const pin = await held(cid)
+    if (pin == null) throw new NotReplicatedError(`${cid.toString()} is not replicated`)
+    return pin
+  }
+
+  async function pinRecursively (cid: CID, options: Partial<ReplicateOptions>): Promise<ReplicatedPin> {
+    const pin = await pins.add(cid, {
+      recursive: true,
+      ...(options.name == null ? {} : { name: options.name }),
+      ...(options.meta == null ? {} : { metadata: options.meta }),
+      ...(options.signal == null ? {} : { signal: options.signal })
+    })
+    return toReplicated(pin)
+  }
+
   return {
     async start () {},
     async stop () {},
 
     async replicate (cid: CID, options: ReplicateOptions): Promise<ReplicatedPin> {
       checkReplicas(options.replicas)
-      const pin = await pins.add(cid, {
-        recursive: true,
-        ...(options.name == null ? {} : { name: options.name }),
-        ...(options.meta == null ? {} : { metadata: options.meta }),
-        ...(options.signal == null ? {} : { signal: options.signal })
-      })
-      return toReplicated(pin)
+      return await pinRecursively(cid, options)
     },
 
     async update (cid: CID, options: Partial<ReplicateOptions>): Promise<ReplicatedPin> {
       checkReplicas(options.replicas)
-      if (await held(cid) == null) throw new NotReplicatedError(`${cid.toString()} is not replicated`)
+      await mustHold(cid)
       // relabelling an existing recursive pin fetches nothing
-      const pin = await pins.add(cid, {
-        recursive: true,
-        ...(options.name == null ? {} : { name: options.name }),
-        ...(options.meta == null ? {} : { metadata: options.meta }),
-        ...(options.signal == null ? {} : { signal: options.signal })
-      })
-      return toReplicated(pin)
+      return await pinRecursively(cid, options)
     },
 
     async status (cid: CID): Promise<ReplicatedPin | undefined> {
@@ -83,15 +87,13 @@ export function localReplication (pins: Pick<PinManager, 'add' | 'get' | 'rm' | 
     },
 
     async remove (cid: CID, options: AbortOptions = {}): Promise<void> {
-      if (await held(cid) == null) throw new NotReplicatedError(`${cid.toString()} is not replicated`)
+      await mustHold(cid)
       await pins.rm(cid, { recursive: true, ...(options.signal == null ? {} : { signal: options.signal }) })
     },
 
     async settled (cid: CID): Promise<ReplicatedPin> {
       // the local pin is made before replicate() resolves: there is nothing left to wait for
-      const pin = await held(cid)
-      if (pin == null) throw new NotReplicatedError(`${cid.toString()} is not replicated`)
-      return toReplicated(pin)
+      return toReplicated(await mustHold(cid))
     }
   }
 }
