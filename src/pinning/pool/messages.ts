@@ -120,6 +120,11 @@ export function messageStream (stream: Stream): ReturnType<typeof lpStream<Strea
   return lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
 }
 
+/** Resets the stream with what was thrown, so the other end sees a failure rather than an end. */
+export function abortStream (stream: Stream, err: unknown): void {
+  stream.abort(err instanceof Error ? err : new Error(String(err)))
+}
+
 /** One request, one response, on a fresh stream. */
 export async function exchange (stream: Stream, request: unknown, options: AbortOptions): Promise<PinProtocolResponse> {
   const lp = messageStream(stream)

@@ -1,6 +1,6 @@
 import { PoolProtocolError, PoolRequestRefusedError, TransferTooLargeError } from '../errors.ts'
 import { fetchDag } from './transfer.ts'
-import { decodePinRequest, encodeMessage, encodeReceipt, exchange, messageStream, MESSAGE_VERSION, PIN_PROTOCOL, parseCids } from './messages.ts'
+import { abortStream, decodePinRequest, encodeMessage, encodeReceipt, exchange, messageStream, MESSAGE_VERSION, PIN_PROTOCOL, parseCids } from './messages.ts'
 import type { PinItemResult, PinProtocolRequest, PinProtocolResponse, Refusal } from './messages.ts'
 import type { PinDb } from '../pin-manager.ts'
 import type { PinManager } from '../types.ts'
@@ -355,8 +355,8 @@ export function createPinServer (components: PinServerComponents, init: PinServe
     try {
       await lp.write(encodeMessage(response), { signal })
       await stream.close({ signal })
-    } catch (err: any) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } catch (err) {
+      abortStream(stream, err)
     }
   }
 
@@ -398,7 +398,7 @@ async function ask (components: PinClientComponents, peer: PeerId, request: PinP
     if (response.refused != null) throw new PoolRequestRefusedError(response.refused, response.message)
     return response
   } catch (err) {
-    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    abortStream(stream, err)
     throw err
   }
 }

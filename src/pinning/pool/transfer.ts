@@ -2,7 +2,7 @@ import { varint } from 'multiformats'
 import { encodeCarHeader, exportCar, importCar } from '../../content/car.ts'
 import { readBlock } from '../../content/blocks.ts'
 import { TransferIncompleteError, TransferTooLargeError } from '../errors.ts'
-import { DAG_PROTOCOL, decodeDagRequest, encodeMessage, messageStream, MESSAGE_VERSION, parseCids } from './messages.ts'
+import { abortStream, DAG_PROTOCOL, decodeDagRequest, encodeMessage, messageStream, MESSAGE_VERSION, parseCids } from './messages.ts'
 import type { Lease, RepoBlockstore } from '../../store/types.ts'
 import type { AbortOptions, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -56,8 +56,8 @@ export function createDagServer (components: DagServerComponents, init: DagServe
         : exportCar(blockstore, parseCids(request.roots), { signal })
       await sendAll(stream, source, { signal })
       await stream.close({ signal })
-    } catch (err: any) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } catch (err) {
+      abortStream(stream, err)
     }
   }
 
@@ -176,7 +176,7 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
     }
     return { blocks: written.length, bytes }
   } catch (err) {
-    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    abortStream(stream, err)
     // an overwrite (repair) must not delete the good copies it already placed
     if (options.overwrite !== true) {
       await Promise.allSettled(written.map(async cid => { await blockstore.delete(cid) }))
