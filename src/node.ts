@@ -11,7 +11,7 @@ import { createProvider, dhtRouter } from './net/provider.ts'
 import { createSwarm } from './net/swarm.ts'
 import { networkBlockstore } from './net/fetch.ts'
 import { createPinManager } from './pinning/pin-manager.ts'
-import { createPool, withPoolRelay } from './pinning/pool/index.ts'
+import { createPool, poolComponents, withPoolRelay } from './pinning/pool/index.ts'
 import { localReplication } from './pinning/local-replication.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createAutoGc, createGc } from './store/gc.ts'
@@ -179,15 +179,7 @@ export function createNode (init: NodeInit): PinboxNode {
         const libp2p = helia.libp2p as unknown as Libp2p<PinboxServices>
 
         if (cfg.pool.members.length > 0) {
-          const pool = p.pool = createPool({
-            libp2p,
-            pins,
-            blockstore: repo.blockstore,
-            leases: repo.leases,
-            db: repo.db,
-            privateKey: repo.privateKey,
-            peerId: repo.peerId
-          }, {
+          const pool = p.pool = createPool(poolComponents(repo, libp2p, pins), {
             members: cfg.pool.members,
             sharePerMember: parseBytes(cfg.pool.sharePerMember),
             maxBytes,

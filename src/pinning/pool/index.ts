@@ -22,6 +22,13 @@ export interface PoolComponents {
   peerId: PeerId
 }
 
+/** What a pool takes from the node's repo: its store, leases, metadata database and identity. */
+export type PoolRepo = Pick<PoolComponents, 'blockstore' | 'leases' | 'db' | 'privateKey' | 'peerId'>
+
+export function poolComponents (repo: PoolRepo, libp2p: PoolComponents['libp2p'], pins: PinManager): PoolComponents {
+  return { libp2p, pins, blockstore: repo.blockstore, leases: repo.leases, db: repo.db, privateKey: repo.privateKey, peerId: repo.peerId }
+}
+
 export interface PoolInit {
   members: string[]
   sharePerMember: number

@@ -9,7 +9,7 @@ import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { createLibp2p } from 'libp2p'
 import { createPinManager } from '../../../src/pinning/pin-manager.ts'
-import { createPool } from '../../../src/pinning/pool/index.ts'
+import { createPool, poolComponents } from '../../../src/pinning/pool/index.ts'
 import { initRepo, openRepo } from '../../../src/store/repo.ts'
 import type { Pool, PoolInit } from '../../../src/pinning/pool/index.ts'
 import type { PinManager } from '../../../src/pinning/types.ts'
@@ -49,15 +49,7 @@ export async function createPeer (dir: string, options: { maxBytes?: number } = 
     pins,
     libp2p: libp2p as unknown as Libp2p,
     async startPool (init) {
-      const pool = createPool({
-        libp2p,
-        pins,
-        blockstore: repo.blockstore,
-        leases: repo.leases,
-        db: repo.db,
-        privateKey: repo.privateKey,
-        peerId: repo.peerId
-      }, { maxBytes: options.maxBytes ?? 1024 ** 3, ...init })
+      const pool = createPool(poolComponents(repo, libp2p, pins), { maxBytes: options.maxBytes ?? 1024 ** 3, ...init })
       await pool.start()
       peer.pool = pool
       return pool
