@@ -3,15 +3,8 @@ import { action } from '../command.ts'
 import type { Runtime } from '../command.ts'
 import { example } from '../help.ts'
 import { output } from '../printer.ts'
-
-export interface PoolMember {
-  operator: string
-  owner: string
-  peerId?: string
-  verified: boolean
-  stake: string
-  slots: number
-}
+// the API's JSON shape, a type only: the CLI still reaches the daemon over HTTP alone
+import type { PoolMemberInfo } from '../../rewards/service.ts'
 
 export function registerPool (program: Command, rt: Runtime): void {
   const pool = program.command('pool')
@@ -56,7 +49,7 @@ export function registerPool (program: Command, rt: Runtime): void {
     .argument('[pool-id]', 'pool id')
     .action(action(rt, async (ctx, c) => {
       const [id] = c.processedArgs as [string | undefined]
-      const res = await (await ctx.api()).call<{ poolId: number, members: PoolMember[] }>('pool/members', { arg: id == null ? [] : [id] })
+      const res = await (await ctx.api()).call<{ poolId: number, members: PoolMemberInfo[] }>('pool/members', { arg: id == null ? [] : [id] })
       return output(res, (d) => d.members.length === 0
         ? `pool ${d.poolId} has no members`
         : d.members.map((m) => `${m.peerId ?? '(no peer id)'} operator ${m.operator} slots ${m.slots}${m.verified ? '' : ' (peer signature not verified)'}`))
