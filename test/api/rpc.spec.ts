@@ -15,9 +15,10 @@ import { createStack } from '../helpers/stack.ts'
 import type { Stack } from '../helpers/stack.ts'
 import type { FastifyInstance } from 'fastify'
 import type { KuboRPCClient } from 'kubo-rpc-client'
+import { CONFORMANCE_FIXTURES } from '../helpers/fixtures.ts'
 
 const TOKEN = 'rpc-test-token'
-const FIXTURES = '/work/shared/fixtures/gateway-conformance'
+const FIXTURES = CONFORMANCE_FIXTURES
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 

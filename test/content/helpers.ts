@@ -4,8 +4,9 @@ import { join } from 'node:path'
 import { createBlockstore } from '../../src/store/blockstore.ts'
 import type { FlatBlockstore } from '../../src/store/blockstore.ts'
 import { concatBytes } from '../../src/content/blocks.ts'
+import { CONFORMANCE_FIXTURES } from '../helpers/fixtures.ts'
 
-export const FIXTURES = '/work/shared/fixtures/gateway-conformance'
+export const FIXTURES = CONFORMANCE_FIXTURES
 
 export interface TempStore {
   dir: string

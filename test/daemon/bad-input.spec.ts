@@ -3,8 +3,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hasStackTrace, startDaemon, stopAll, tempDir } from '../helpers/daemon.ts'
 import type { CliResult, Daemon } from '../helpers/daemon.ts'
+import { CONFORMANCE_FIXTURES } from '../helpers/fixtures.ts'
 
-const FIXTURES = '/work/shared/fixtures/gateway-conformance'
+const FIXTURES = CONFORMANCE_FIXTURES
 /** Two single-block files in a subfolder: 4 blocks, so a flipped byte in the last one leaves 3 good ones before it. */
 const SMALL_CAR = join(FIXTURES, 'trustless_gateway_car/subdir-with-two-single-block-files.car')
 
