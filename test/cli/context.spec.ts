@@ -6,16 +6,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildUrl, createRpcClient, parseDuration, resolveApiUrl, resolveRepoPath } from '../../src/cli/context.ts'
 import { run } from './helpers.ts'
+import { freePort } from '../helpers/daemon.ts'
 
 type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void
-
-async function freePort (): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const { port } = s.address() as { port: number }
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
 
 describe('RPC client and context', () => {
   let server: Server

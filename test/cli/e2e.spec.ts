@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../helpers/daemon.ts'
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'pinbox.js')
 
@@ -20,14 +20,6 @@ async function pinbox (args: string[], stdin?: Buffer | string): Promise<Result>
   child.stdin.end(stdin)
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? -1)))
   return { code, stdout: Buffer.concat(out), stderr }
-}
-
-async function freePort (): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const { port } = s.address() as { port: number }
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
 }
 
 describe('pinbox CLI against a real daemon', () => {

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -19,6 +18,7 @@ import { multihashKey } from '../../../src/store/blockstore.ts'
 import { initRepo, loadConfig, saveConfig } from '../../../src/store/repo.ts'
 import { addFile, cleanup, createPeer, tempDir } from './utils.ts'
 import { run } from '../../cli/helpers.ts'
+import { freePort } from '../../helpers/daemon.ts'
 import type { PinboxNode } from '../../../src/node.ts'
 import type { PinboxConfig } from '../../../src/store/config.ts'
 import type { Peer } from './utils.ts'
@@ -30,17 +30,6 @@ interface Daemon {
   node: PinboxNode
   addr: string
   call<T = any>(path: string, query?: Record<string, string | number | boolean>, body?: FormData): Promise<T>
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => { resolve(port) })
-    })
-  })
 }
 
 async function prepare (): Promise<{ dir: string, id: string, port: number }> {
