@@ -16,11 +16,34 @@ export interface TestNode {
   /** The node's loopback TCP address with /p2p/. */
   addr: string
   /** POST to the node's RPC API; resolves to the parsed JSON (or the text for ndjson). */
-  rpc(path: string, query?: Record<string, string | string[]>, init?: { signal?: AbortSignal }): Promise<{ status: number, body: any, text: string }>
+  rpc(path: string, query?: Record<string, string | string[]>, init?: CallInit): Promise<{ status: number, body: any, text: string }>
 }
 
-/** Loopback only, mDNS off, no bootstrap peers, API on a free port; `edit` changes the rest. */
-export async function startNode (edit: (cfg: PinboxConfig) => void = () => {}, dirs: string[] = []): Promise<TestNode> {
+export interface CallInit {
+  signal?: AbortSignal
+  /** A multipart body (add, dag import). */
+  form?: FormData
+}
+
+/** POST `path` with `query` (repeated keys for arrays) and the bearer token. */
+export async function callApi (apiUrl: string, token: string, path: string, query: Record<string, string | string[]> = {}, init: CallInit = {}): Promise<Response> {
+  const qs = new URLSearchParams()
+  for (const [k, v] of Object.entries(query)) {
+    for (const one of Array.isArray(v) ? v : [v]) qs.append(k, one)
+  }
+  return await fetch(`${apiUrl}/${path}?${qs.toString()}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    ...(init.signal == null ? {} : { signal: init.signal }),
+    ...(init.form == null ? {} : { body: init.form })
+  })
+}
+
+/**
+ * Loopback only, mDNS off, no bootstrap peers, API on a free port; `edit` changes the rest
+ * (and may write into the fresh repo before the node opens it).
+ */
+export async function startNode (edit: (cfg: PinboxConfig, repo: string) => void | Promise<void> = () => {}, dirs: string[] = []): Promise<TestNode> {
   const repo = await mkdtemp(join(tmpdir(), 'pinbox-net-'))
   dirs.push(repo)
   await initRepo(repo)
@@ -30,7 +53,7 @@ export async function startNode (edit: (cfg: PinboxConfig) => void = () => {}, d
   cfg.swarm.mdns = false
   cfg.swarm.bootstrap = []
   cfg.swarm.autonat = false
-  edit(cfg)
+  await edit(cfg, repo)
   await saveConfig(repo, cfg)
   const node = createNode({ repoPath: repo })
   await node.start()
@@ -45,15 +68,7 @@ export async function startNode (edit: (cfg: PinboxConfig) => void = () => {}, d
     peerId: info.peerId,
     addr,
     async rpc (path, query = {}, init = {}) {
-      const qs = new URLSearchParams()
-      for (const [k, v] of Object.entries(query)) {
-        for (const one of Array.isArray(v) ? v : [v]) qs.append(k, one)
-      }
-      const res = await fetch(`${info.apiUrl}/${path}?${qs.toString()}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}` },
-        ...(init.signal == null ? {} : { signal: init.signal })
-      })
+      const res = await callApi(info.apiUrl, token, path, query, init)
       const text = await res.text()
       let body: any
       try { body = JSON.parse(text) } catch { body = undefined }

@@ -1,10 +1,7 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createNode } from '../../src/node.ts'
-import { defaultConfig } from '../../src/store/config.ts'
-import { initRepo, saveConfig } from '../../src/store/repo.ts'
 import { createWallets } from '../../src/rewards/wallet.ts'
+import { callApi, startNode } from '../net/helpers.ts'
 import type { PinboxNode } from '../../src/node.ts'
 import type { PinboxConfig } from '../../src/store/config.ts'
 
@@ -22,53 +19,26 @@ export interface RewardsTestNode {
   raw(path: string, query?: Record<string, string | string[]>): Promise<Uint8Array>
 }
 
-async function call (apiUrl: string, token: string, path: string, query: Record<string, string | string[]>, body?: { form: FormData }): Promise<Response> {
-  const qs = new URLSearchParams()
-  for (const [k, v] of Object.entries(query)) {
-    for (const one of Array.isArray(v) ? v : [v]) qs.append(k, one)
-  }
-  return await fetch(`${apiUrl}/${path}?${qs.toString()}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}` },
-    ...(body == null ? {} : { body: body.form })
-  })
-}
-
 /** A node on loopback with owner and operator keystores and the given chain section. */
 export async function startRewardsNode (chain: Partial<PinboxConfig['chain']>, dirs: string[]): Promise<RewardsTestNode> {
-  const repo = await mkdtemp(join(tmpdir(), 'pinbox-rewards-'))
-  dirs.push(repo)
-  await initRepo(repo)
-  const keys = await createWallets(repo, PASSWORD, undefined, { scryptN: TEST_SCRYPT_N })
-  const passwordFile = join(repo, 'password.txt')
-  await writeFile(passwordFile, PASSWORD + '\n', { mode: 0o600 })
-  const cfg = defaultConfig()
-  cfg.api.port = 0
-  cfg.swarm.listen = ['/ip4/127.0.0.1/tcp/0']
-  cfg.swarm.mdns = false
-  cfg.swarm.bootstrap = []
-  cfg.swarm.autonat = false
-  cfg.chain = { ...cfg.chain, passwordFile, ...chain }
-  await saveConfig(repo, cfg)
-  const node = createNode({ repoPath: repo })
-  await node.start()
-  const apiUrl = node.info().apiUrl
-  const token = (await readFile(join(repo, 'api.token'), 'utf8')).trim()
+  let keys: { owner?: string, operator?: string } = {}
+  const n = await startNode(async (cfg, repo) => {
+    keys = await createWallets(repo, PASSWORD, undefined, { scryptN: TEST_SCRYPT_N })
+    const passwordFile = join(repo, 'password.txt')
+    await writeFile(passwordFile, PASSWORD + '\n', { mode: 0o600 })
+    cfg.chain = { ...cfg.chain, passwordFile, ...chain }
+  }, dirs)
   return {
-    node,
-    repo,
-    apiUrl,
+    node: n.node,
+    repo: n.repo,
+    apiUrl: n.apiUrl,
     owner: keys.owner ?? '',
     operator: keys.operator ?? '',
     async rpc (path, query = {}, body) {
-      const res = await call(apiUrl, token, path, query, body)
-      const text = await res.text()
-      let parsed: any
-      try { parsed = JSON.parse(text) } catch { parsed = undefined }
-      return { status: res.status, body: parsed, text }
+      return await n.rpc(path, query, body ?? {})
     },
     async raw (path, query = {}) {
-      const res = await call(apiUrl, token, path, query)
+      const res = await callApi(n.apiUrl, n.token, path, query)
       if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`)
       return new Uint8Array(await res.arrayBuffer())
     }
