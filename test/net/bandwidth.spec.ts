@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createTokenBucket } from '../../src/net/bandwidth.ts'
-import { startNode, stopAll } from './helpers.ts'
+import { addFile, startNode, stopAll } from './helpers.ts'
 import type { TestNode } from './helpers.ts'
 import type { PinboxConfig } from '../../src/store/config.ts'
 
@@ -11,14 +11,6 @@ afterAll(async () => { await stopAll(nodes, dirs) }, 30_000)
 
 const SIZE = 2_500_000
 const RATE = 1_000_000
-
-async function addFile (node: TestNode, bytes: Uint8Array): Promise<string> {
-  const form = new FormData()
-  form.append('file', new Blob([bytes]), 'data.bin')
-  const res = await fetch(`${node.apiUrl}/add?cid-version=1&raw-leaves=true`, { method: 'POST', headers: { authorization: `Bearer ${node.token}` }, body: form })
-  const lines = (await res.text()).trim().split('\n').map(l => JSON.parse(l))
-  return lines[lines.length - 1].Hash
-}
 
 /** Seconds `fetcher` takes to pin SIZE bytes that only `source` holds. */
 async function timedFetch (fetcherEdit: (cfg: PinboxConfig) => void, sourceEdit: (cfg: PinboxConfig) => void): Promise<number> {

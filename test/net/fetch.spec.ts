@@ -1,29 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNode, stopAll } from './helpers.ts'
+import { addFile, until, startNode, stopAll } from './helpers.ts'
 import type { TestNode } from './helpers.ts'
 
 const nodes: TestNode[] = []
 const dirs: string[] = []
 const COUNT = 10
-
-async function addFile (node: TestNode, bytes: Uint8Array, query = 'chunker=size-16384&cid-version=1&raw-leaves=true'): Promise<string> {
-  const form = new FormData()
-  form.append('file', new Blob([bytes]), 'data.bin')
-  const res = await fetch(`${node.apiUrl}/add?${query}`, { method: 'POST', headers: { authorization: `Bearer ${node.token}` }, body: form })
-  const text = await res.text()
-  expect(res.status, text).toBe(200)
-  const lines = text.trim().split('\n').map(l => JSON.parse(l))
-  return lines[lines.length - 1].Hash
-}
-
-async function until (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
 
 describe('fetching pins from a network of 10 daemons', () => {
   let boot: TestNode
@@ -49,7 +31,7 @@ describe('fetching pins from a network of 10 daemons', () => {
 
   it('pin add finds the provider through a DHT query, fetches and verifies every block', async () => {
     const data = randomBytes(200_000)
-    const cid = await addFile(provider, data)
+    const cid = await addFile(provider, data, { chunker: 'size-16384' })
     await until('the provider record', async () => (await provider.rpc('provide/stat')).body.Announced >= 1)
 
     const f = fetcher.node.libp2p()

@@ -83,3 +83,26 @@ export async function stopAll (nodes: TestNode[], dirs: string[]): Promise<void>
   await Promise.allSettled(dirs.map(async d => { await rm(d, { recursive: true, force: true }) }))
   dirs.length = 0
 }
+
+/**
+ * Adds `bytes` as one file (CIDv1, raw leaves, plus `query`, e.g. a chunker) through the RPC
+ * API; fails unless the API answers 200. Returns the root CID.
+ */
+export async function addFile (node: Pick<TestNode, 'apiUrl' | 'token'>, bytes: Uint8Array, query: Record<string, string> = {}): Promise<string> {
+  const form = new FormData()
+  form.append('file', new Blob([bytes]), 'data.bin')
+  const res = await callApi(node.apiUrl, node.token, 'add', { 'cid-version': '1', 'raw-leaves': 'true', ...query }, { form })
+  const text = await res.text()
+  if (res.status !== 200) throw new Error(`add: ${res.status} ${text}`)
+  const lines = text.trim().split('\n').map(l => JSON.parse(l))
+  return lines[lines.length - 1].Hash
+}
+
+/** Polls `check` every 100 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}

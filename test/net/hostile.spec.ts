@@ -10,19 +10,11 @@ import { MemoryDatastore } from 'datastore-core/memory'
 import { createHeliaLight } from 'helia'
 import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNode, stopAll } from './helpers.ts'
+import { addFile, startNode, stopAll } from './helpers.ts'
 import type { TestNode } from './helpers.ts'
 
 const nodes: TestNode[] = []
 const dirs: string[] = []
-
-async function addFile (node: TestNode, bytes: Uint8Array): Promise<string> {
-  const form = new FormData()
-  form.append('file', new Blob([bytes]), 'data.bin')
-  const res = await fetch(`${node.apiUrl}/add?cid-version=1&raw-leaves=true`, { method: 'POST', headers: { authorization: `Bearer ${node.token}` }, body: form })
-  const lines = (await res.text()).trim().split('\n').map(l => JSON.parse(l))
-  return lines[lines.length - 1].Hash
-}
 
 describe('a peer that sends wrong block bytes', () => {
   let honest: TestNode

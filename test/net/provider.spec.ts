@@ -1,27 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startNode, stopAll } from './helpers.ts'
+import { addFile, until, startNode, stopAll } from './helpers.ts'
 import type { TestNode } from './helpers.ts'
 
 const nodes: TestNode[] = []
 const dirs: string[] = []
-
-async function addFile (node: TestNode, bytes: Uint8Array): Promise<string> {
-  const form = new FormData()
-  form.append('file', new Blob([bytes]), 'data.bin')
-  const res = await fetch(`${node.apiUrl}/add?chunker=size-8192&cid-version=1&raw-leaves=true`, { method: 'POST', headers: { authorization: `Bearer ${node.token}` }, body: form })
-  const lines = (await res.text()).trim().split('\n').map(l => JSON.parse(l))
-  return lines[lines.length - 1].Hash
-}
-
-async function until (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
 
 /** Provider peer ids a pool DHT query from `node` returns for `cid`. */
 async function findProviders (node: TestNode, cid: string): Promise<string[]> {
@@ -61,7 +45,7 @@ describe('providing pins', () => {
   afterAll(async () => { await stopAll(nodes, dirs) }, 30_000)
 
   it('roots: a pin is announced at once, found through the DHT, and leaves the schedule on unpin', async () => {
-    const cid = await addFile(roots, randomBytes(40_000))
+    const cid = await addFile(roots, randomBytes(40_000), { chunker: 'size-8192' })
     await until('the announcement', async () => (await roots.rpc('provide/stat')).body.Total === 1)
     const stat = (await roots.rpc('provide/stat')).body
     expect(stat).toMatchObject({ Strategy: 'roots', Interval: 22 * 3_600_000, Total: 1, Failed: 0 })
@@ -81,7 +65,7 @@ describe('providing pins', () => {
   }, 30_000)
 
   it('pinned: every block of a recursive pin is announced; a pass after unpin empties the schedule', async () => {
-    const cid = await addFile(pinned, randomBytes(40_000))
+    const cid = await addFile(pinned, randomBytes(40_000), { chunker: 'size-8192' })
     const blocks = await blocksOf(pinned)
     expect(blocks.length).toBeGreaterThanOrEqual(5)
     await until('every block announced', async () => (await pinned.rpc('provide/stat')).body.Total === blocks.length + 1)
