@@ -1,4 +1,3 @@
-import cliProgress from 'cli-progress'
 import type { Command } from 'commander'
 import { action, parseBool, parseNonNegativeInt } from '../command.ts'
 import type { Runtime } from '../command.ts'
@@ -103,7 +102,9 @@ export function registerAdd (program: Command, rt: Runtime): void {
         progress: showBar ? true : undefined
       }
 
-      const bar = showBar
+      // the bar's module is loaded only when a bar is shown: every CLI call pays for what main() imports
+      const cliProgress = showBar ? (await import('cli-progress')).default : undefined
+      const bar = cliProgress != null
         ? new cliProgress.SingleBar({
           stream: ctx.io.stderr as NodeJS.WritableStream as never,
           format: total > 0 ? 'adding [{bar}] {percentage}% | {value}/{total} bytes' : 'adding {value} bytes',

@@ -1,7 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { getConfigValue, setConfigValue } from '../../store/config.ts'
 import type { PinboxConfig } from '../../store/config.ts'
 import { RepoNotFoundError } from '../../store/errors.ts'
 import { action } from '../command.ts'
@@ -10,7 +9,8 @@ import { example } from '../help.ts'
 import { output, toJson } from '../printer.ts'
 
 // `config` edits the repo's file directly (no daemon needed); a running daemon reads it at start.
-// The repo module is loaded on demand: it pulls in LevelDB, which client commands never need.
+// The repo and config modules are loaded on demand: they pull in LevelDB, zod and libp2p's
+// crypto, which every other command would pay for at start-up.
 async function loadConfig (repoPath: string): Promise<PinboxConfig> {
   try {
     await stat(join(repoPath, 'config.json'))
@@ -41,6 +41,7 @@ export function registerConfig (program: Command, rt: Runtime): void {
     .argument('<key>', 'dotted key, e.g. api.port')
     .action(action(rt, async (ctx, c) => {
       const [key] = c.processedArgs as [string]
+      const { getConfigValue } = await import('../../store/config.ts')
       const value = getConfigValue(await loadConfig(ctx.repoPath), key)
       return output({ key, value }, (d) => showValue(d.value))
     }))
@@ -52,6 +53,7 @@ export function registerConfig (program: Command, rt: Runtime): void {
     .argument('<value>', 'new value')
     .action(action(rt, async (ctx, c) => {
       const [key, raw] = c.processedArgs as [string, string]
+      const { getConfigValue, setConfigValue } = await import('../../store/config.ts')
       const next = setConfigValue(await loadConfig(ctx.repoPath), key, raw)
       await saveConfig(ctx.repoPath, next)
       const value = getConfigValue(next, key)

@@ -3,7 +3,6 @@ import { lstat, mkdir, open, symlink, utimes } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import type { Command } from 'commander'
-import tar from 'tar-stream'
 import { action } from '../command.ts'
 import type { Runtime } from '../command.ts'
 import { BadResponseError, UnsafePathError } from '../errors.ts'
@@ -35,6 +34,8 @@ export function safeSegments (name: string): string[] {
  */
 export async function extractTar (source: AsyncIterable<Uint8Array>, out: string): Promise<Omit<GetResult, 'path'>> {
   const stats = { files: 0, directories: 0, bytes: 0 }
+  // loaded here, not at the top: every CLI call pays for what main() imports
+  const { default: tar } = await import('tar-stream')
   const extract = tar.extract()
   const input = Readable.from(source)
   input.on('error', (err) => extract.destroy(err))

@@ -1,4 +1,3 @@
-import cliProgress from 'cli-progress'
 import type { Command } from 'commander'
 import { action, parseBool, parseNonNegativeInt } from '../command.ts'
 import type { Runtime } from '../command.ts'
@@ -72,6 +71,8 @@ export function registerPin (program: Command, rt: Runtime): void {
       const showBar = opts.progress && opts.replicas == null && ctx.io.stderr.isTTY === true && !ctx.json
       let res: { Pins: string[] | null } = { Pins: null }
       if (showBar) {
+        // loaded only when a bar is shown: every CLI call pays for what main() imports
+        const { default: cliProgress } = await import('cli-progress')
         const bar = new cliProgress.SingleBar({
           stream: ctx.io.stderr as NodeJS.WritableStream as never,
           format: 'pinning {value} blocks | {bytes}',
