@@ -12,11 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Contract, JsonRpcProvider } from 'ethers'
 import { STORAGE_ABI } from '../../src/rewards/abi.ts'
-import { jsonRpc } from '../../src/rewards/anvil.ts'
 import { walletAddresses } from '../../src/rewards/wallet.ts'
 import { initRepo } from '../../src/store/repo.ts'
 import { PINBOX_BIN } from '../helpers/daemon.ts'
-import { TEST_SCRYPT_N, waitFor } from './helpers.ts'
+import { TEST_SCRYPT_N, refused, waitFor } from './helpers.ts'
 
 interface Running {
   child: ChildProcessWithoutNullStreams
@@ -48,15 +47,6 @@ async function chainDev (repo: string): Promise<Running> {
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`chain dev exited ${code}: ${err}`)) })
   })
   return { child, summary, exited }
-}
-
-async function refused (rpcUrl: string): Promise<boolean> {
-  try {
-    await jsonRpc(rpcUrl, 'eth_chainId')
-    return false
-  } catch {
-    return true
-  }
 }
 
 describe('pinbox chain dev', () => {

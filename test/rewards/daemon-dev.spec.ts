@@ -6,20 +6,10 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { jsonRpc } from '../../src/rewards/anvil.ts'
 import { initTestRepo, startDaemon, stopAll } from '../helpers/daemon.ts'
-import { TEST_SCRYPT_N, waitFor } from './helpers.ts'
+import { TEST_SCRYPT_N, refused, waitFor } from './helpers.ts'
 
 const env = { PINBOX_TEST_SCRYPT_N: String(TEST_SCRYPT_N) }
-
-async function refused (rpcUrl: string): Promise<boolean> {
-  try {
-    await jsonRpc(rpcUrl, 'eth_chainId')
-    return false
-  } catch {
-    return true
-  }
-}
 
 describe('daemon with a dev chain', () => {
   afterAll(async () => { await stopAll() })

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { jsonRpc } from '../../src/rewards/anvil.ts'
 import { createWallets } from '../../src/rewards/wallet.ts'
 import { callApi, startNode } from '../net/helpers.ts'
 import type { PinboxNode } from '../../src/node.ts'
@@ -58,4 +59,14 @@ export async function waitFor<T> (what: string, fn: () => Promise<T | undefined 
     await new Promise(resolve => setTimeout(resolve, stepMs))
   }
   throw new Error(`timed out waiting for ${what}${last != null ? `: ${String(last)}` : ''}`)
+}
+
+/** True when nothing answers JSON-RPC at `rpcUrl` (the chain is gone). */
+export async function refused (rpcUrl: string): Promise<boolean> {
+  try {
+    await jsonRpc(rpcUrl, 'eth_chainId')
+    return false
+  } catch {
+    return true
+  }
 }
