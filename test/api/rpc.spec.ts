@@ -10,6 +10,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import tar from 'tar-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildServer } from '../../src/api/server.ts'
+import { concatBytes } from '../../src/content/blocks.ts'
 import { multihashKey } from '../../src/store/blockstore.ts'
 import { createStack } from '../helpers/stack.ts'
 import type { Stack } from '../helpers/stack.ts'
@@ -22,14 +23,19 @@ const FIXTURES = CONFORMANCE_FIXTURES
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 
-function concat (chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0))
-  let offset = 0
-  for (const c of chunks) {
-    out.set(c, offset)
-    offset += c.byteLength
+/** A real server for `stack` on a loopback port, and a kubo-rpc-client pointed at it. */
+async function serve (stack: Stack, maxBodyBytes?: number): Promise<{ app: FastifyInstance, url: string, client: KuboRPCClient }> {
+  const app = buildServer(stack.components, { token: TOKEN, ...(maxBodyBytes == null ? {} : { maxBodyBytes }) })
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address()
+    if (address == null || typeof address === 'string') throw new Error('no address')
+    const url = `http://127.0.0.1:${address.port}/api/v0`
+    return { app, url, client: create({ url, headers: { authorization: `Bearer ${TOKEN}` } }) }
+  } catch (err) {
+    await app.close()
+    throw err
   }
-  return out
 }
 
 async function rawCid (bytes: Uint8Array): Promise<CID> {
@@ -68,12 +74,7 @@ describe('api over HTTP with kubo-rpc-client', () => {
 
   beforeAll(async () => {
     stack = await createStack()
-    app = buildServer(stack.components, { token: TOKEN, maxBodyBytes: 8 * 1024 * 1024 })
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const address = app.server.address()
-    if (address == null || typeof address === 'string') throw new Error('no address')
-    url = `http://127.0.0.1:${address.port}/api/v0`
-    client = create({ url, headers: { authorization: `Bearer ${TOKEN}` } })
+    ;({ app, url, client } = await serve(stack, 8 * 1024 * 1024))
   })
 
   afterAll(async () => {
@@ -95,7 +96,7 @@ describe('api over HTTP with kubo-rpc-client', () => {
     expect(result.size).toBeGreaterThan(12)
     expect((await pinned()).get('QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o')).toBe('recursive')
     expect(stack.pokes).toBeGreaterThan(pokes)
-    expect(dec.decode(concat(await all(client.cat(result.cid))))).toBe('hello world\n')
+    expect(dec.decode(concatBytes(await all(client.cat(result.cid))))).toBe('hello world\n')
   })
 
   it('adds with the default profile (CIDv1, raw leaves)', async () => {
@@ -115,10 +116,10 @@ describe('api over HTTP with kubo-rpc-client', () => {
     const result = await client.add({ path: 'big.bin', content: source() }, { chunker: 'size-262144', progress: (bytes) => { progress.push(bytes) } })
     expect(result.path).toBe('big.bin')
     expect(progress.at(-1)).toBe(size)
-    const whole = concat(await all(client.cat(result.cid)))
+    const whole = concatBytes(await all(client.cat(result.cid)))
     expect(whole.byteLength).toBe(size)
     expect(Buffer.compare(Buffer.from(whole), Buffer.from(data))).toBe(0)
-    const slice = concat(await all(client.cat(result.cid, { offset: 1_000_000, length: 300_000 })))
+    const slice = concatBytes(await all(client.cat(result.cid, { offset: 1_000_000, length: 300_000 })))
     expect(Buffer.compare(Buffer.from(slice), Buffer.from(data.subarray(1_000_000, 1_300_000)))).toBe(0)
   })
 
@@ -147,9 +148,9 @@ describe('api over HTTP with kubo-rpc-client', () => {
     expect(file).toHaveLength(1)
     expect(file[0]?.type).toBe('file')
 
-    expect(dec.decode(concat(await all(client.cat(`/ipfs/${root}/css/style.css`))))).toBe('body{}')
+    expect(dec.decode(concatBytes(await all(client.cat(`/ipfs/${root}/css/style.css`))))).toBe('body{}')
 
-    const tarball = await untar(concat(await all(client.get(root!))))
+    const tarball = await untar(concatBytes(await all(client.get(root!))))
     expect(tarball.get(`${root}/index.html`)?.body).toBe('<h1>hi</h1>')
     expect(tarball.get(`${root}/css/style.css`)?.body).toBe('body{}')
     expect(tarball.get(`${root}/css`)?.type ?? tarball.get(`${root}/css/`)?.type).toBe('directory')
@@ -241,7 +242,7 @@ describe('api over HTTP with kubo-rpc-client', () => {
   it('dag export gives a CAR of the DAG; dag import stores and pins a fixture CAR', async () => {
     const distinct = enc.encode(Array.from({ length: 1000 }, (_, i) => String(i).padStart(5, '0')).join(''))
     const added = await client.add(distinct, { chunker: 'size-1024', cidVersion: 1 })
-    const car = concat(await all(client.dag.export(added.cid)))
+    const car = concatBytes(await all(client.dag.export(added.cid)))
     const reader = await CarReader.fromBytes(car)
     expect((await reader.getRoots()).map(String)).toEqual([added.cid.toString()])
     expect((await all(reader.blocks())).length).toBe(6)
@@ -323,12 +324,7 @@ describe('api upload limits', () => {
 
   beforeAll(async () => {
     stack = await createStack()
-    app = buildServer(stack.components, { token: TOKEN, maxBodyBytes: 256 * 1024 })
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const address = app.server.address()
-    if (address == null || typeof address === 'string') throw new Error('no address')
-    url = `http://127.0.0.1:${address.port}/api/v0`
-    client = create({ url, headers: { authorization: `Bearer ${TOKEN}` } })
+    ;({ app, url, client } = await serve(stack, 256 * 1024))
   })
 
   afterAll(async () => {
@@ -383,11 +379,7 @@ describe('api storage quota', () => {
 
   beforeAll(async () => {
     stack = await createStack({ maxBytes: 128 * 1024 })
-    app = buildServer(stack.components, { token: TOKEN })
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const address = app.server.address()
-    if (address == null || typeof address === 'string') throw new Error('no address')
-    client = create({ url: `http://127.0.0.1:${address.port}/api/v0`, headers: { authorization: `Bearer ${TOKEN}` } })
+    ;({ app, client } = await serve(stack))
   })
 
   afterAll(async () => {
