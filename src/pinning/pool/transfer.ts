@@ -1,13 +1,16 @@
+import { hash } from 'node:crypto'
+import * as dagCbor from '@ipld/dag-cbor'
 import { varint } from 'multiformats'
-import { encodeCarHeader, exportCar, importCar } from '../../content/car.ts'
-import { readBlock } from '../../content/blocks.ts'
-import { TransferIncompleteError, TransferTooLargeError } from '../errors.ts'
+import { CID } from 'multiformats/cid'
+import { DEFAULT_MAX_BLOCK_BYTES, encodeCarHeader, exportCar } from '../../content/car.ts'
+import { blockLinks, IDENTITY_CODE, readBlock, verifyBlock } from '../../content/blocks.ts'
+import { BlockHashMismatchError, BlockTooLargeError, CarInvalidError, CarTruncatedError } from '../../content/errors.ts'
+import { PoolProtocolError, TransferIncompleteError, TransferTooLargeError } from '../errors.ts'
 import { abortStream, DAG_PROTOCOL, decodeDagRequest, encodeMessage, messageStream, MESSAGE_VERSION, parseCids } from './messages.ts'
 import type { Lease, RepoBlockstore } from '../../store/types.ts'
-import type { AbortOptions, Libp2p, PeerId, Stream } from '@libp2p/interface'
-import type { CID } from 'multiformats/cid'
+import type { AbortOptions, Libp2p, PeerId, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 
-/** Bytes gathered before one `send`: fewer, larger muxer frames move a big DAG faster. */
+/** Small sections gathered before one `send`: fewer, larger muxer frames move a many-block DAG faster. */
 const SEND_CHUNK_BYTES = 256 * 1024
 
 export interface DagServerComponents {
@@ -93,20 +96,44 @@ function sectionPrefix (cid: CID, blockLength: number): Uint8Array {
 async function sendAll (stream: Stream, source: AsyncIterable<Uint8Array>, options: AbortOptions): Promise<void> {
   let parts: Uint8Array[] = []
   let length = 0
+  const send = async (out: Uint8Array): Promise<void> => {
+    // past the muxer's window the CAR waits in the walk, not in the stream's write buffer
+    if (!stream.send(out)) await stream.onDrain(options)
+  }
   const flush = async (): Promise<void> => {
     if (length === 0) return
     const out = parts.length === 1 ? parts[0] as Uint8Array : Buffer.concat(parts, length)
     parts = []
     length = 0
-    if (!stream.send(out)) await stream.onDrain(options)
+    await send(out)
   }
   for await (const chunk of source) {
+    if (chunk.byteLength >= SEND_CHUNK_BYTES / 4) {
+      // a big block goes as it is: copying it into a batch would cost more than its own frame
+      await flush()
+      await send(chunk)
+      continue
+    }
     parts.push(chunk)
     length += chunk.byteLength
     if (length >= SEND_CHUNK_BYTES) await flush()
   }
   await flush()
 }
+
+/** Received bytes waiting to be parsed past which the stream is paused (no more yamux window granted). */
+const READ_HIGH_WATER = 4 * 1024 * 1024
+const READ_LOW_WATER = 1024 * 1024
+/**
+ * While paused, the window granted before the pause still arrives into the stream's own buffer
+ * (yamux grows a stream's window to 16 MiB); past this the stream resets itself.
+ */
+const PAUSED_BUFFER_BYTES = 32 * 1024 * 1024
+/** Block writes in flight at once: the store's latency overlaps without holding much. */
+const WRITE_CONCURRENCY = 8
+/** Longer than any CID this node can check (a CIDv1 with a 64-byte digest is ~70 bytes). */
+const MAX_CID_BYTES = 512
+const SHA2_256 = 0x12
 
 export interface FetchDagComponents {
   libp2p: Pick<Libp2p, 'dialProtocol'>
@@ -124,69 +151,382 @@ export interface FetchDagOptions extends AbortOptions {
   lease: Lease
   /** Replace blocks already stored (repair of corrupt copies). */
   overwrite?: boolean
+  /** Larger blocks are refused before their bytes are buffered. Default 4 MiB. */
+  maxBlockBytes?: number
 }
 
-export interface FetchDagResult {
-  blocks: number
+/** One fetched root's DAG: its distinct blocks in `walkDag` order (what a pin record lists). */
+export interface FetchedDag {
+  root: CID
+  cids: CID[]
   bytes: number
 }
 
+export interface FetchDagResult {
+  /** Blocks this transfer wrote (those already stored are not counted). */
+  blocks: number
+  /** Block bytes received. */
+  bytes: number
+  /** One per asked root, in the order asked; empty when single blocks were asked. */
+  dags: FetchedDag[]
+}
+
+interface Received {
+  cid: CID
+  size: number
+  links: CID[]
+}
+
 /**
- * Requester's side of `/pinbox/dag/1.0.0`: pulls a CAR from `peer`, re-hashing every block as it
- * arrives (`importCar`). On any failure the blocks this transfer added are deleted again, so a
- * lying or oversized transfer leaves nothing behind.
+ * Requester's side of `/pinbox/dag/1.0.0`: pulls a CAR from `peer` and stores it as it streams,
+ * each block re-hashed first and accepted only when an asked root or a block already received
+ * links to it, so the transfer proves each DAG complete without reading it back. The stream is
+ * read with bounded buffering (paused while a few MiB wait), blocks are written several at a
+ * time. On any failure the blocks this transfer added are deleted again, so a lying or
+ * oversized transfer leaves nothing behind. Blocks are not synced here: the caller's pin does that.
  */
 export async function fetchDag (components: FetchDagComponents, peer: PeerId, options: FetchDagOptions): Promise<FetchDagResult> {
   const { libp2p, blockstore } = components
   const { lease, maxBytes, signal } = options
+  const maxBlockBytes = options.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES
   const roots = options.roots ?? []
-  const blocks = options.blocks ?? []
+  const asked = options.blocks ?? []
+  const followLinks = asked.length === 0
   const written: CID[] = []
+  const received = new Map<string, Received>()
+  // CIDs named by the request or linked from a received block, not received yet
+  const expected = new Map<string, CID>()
   let bytes = 0
-  const wanted = new Set(blocks.map(c => c.toString()))
+  let blocks = 0
+
+  const expect = (cid: CID): void => {
+    const key = cid.toString()
+    if (received.has(key) || expected.has(key)) return
+    if (cid.multihash.code === IDENTITY_CODE) {
+      // its bytes are in the CID: nothing to send, but its links are part of the DAG
+      const digest = cid.multihash.digest
+      const links = followLinks ? blockLinks(cid, digest) : []
+      received.set(key, { cid, size: 0, links })
+      for (const link of links) expect(link)
+      return
+    }
+    expected.set(key, cid)
+  }
+  for (const cid of followLinks ? roots : asked) expect(cid)
+
+  const inFlight = new Set<Promise<void>>()
+  let writeError: unknown
+  const store = async (cid: CID, block: Uint8Array): Promise<void> => {
+    lease.add(cid)
+    if (options.overwrite === true) {
+      await blockstore.delete(cid)
+    } else if (await blockstore.has(cid)) {
+      return
+    }
+    await blockstore.put(cid, block)
+    written.push(cid)
+  }
+  const schedule = async (cid: CID, block: Uint8Array): Promise<void> => {
+    while (inFlight.size >= WRITE_CONCURRENCY) await Promise.race(inFlight)
+    if (writeError != null) throw writeError
+    const p: Promise<void> = store(cid, block)
+      .catch((err: unknown) => { writeError ??= err })
+      .finally(() => { inFlight.delete(p) })
+    inFlight.add(p)
+  }
+
   const stream = await libp2p.dialProtocol(peer, DAG_PROTOCOL, { signal, runOnLimitedConnection: true })
+  // listening before the request goes out, so nothing the holder sends waits unbounded
+  const reader = boundedReader(stream, signal)
   try {
-    const body = encodeMessage({ v: MESSAGE_VERSION, roots: roots.map(String), blocks: blocks.map(String) })
+    const body = encodeMessage({ v: MESSAGE_VERSION, roots: roots.map(String), blocks: asked.map(String) })
     const prefix = new Uint8Array(varint.encodingLength(body.length))
     varint.encodeTo(body.length, prefix)
     stream.send(Buffer.concat([prefix, body]))
     // our half is done; the holder answers with the CAR and closes its half
     await stream.close({ signal })
 
-    const store = {
-      async put (cid: CID, block: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<CID> {
-        const data = block as Uint8Array
-        bytes += data.byteLength
-        if (bytes > maxBytes) throw new TransferTooLargeError(maxBytes)
-        lease.add(cid)
-        wanted.delete(cid.toString())
-        if (options.overwrite === true) {
-          await blockstore.delete(cid)
-        } else if (await blockstore.has(cid)) {
-          return cid
-        }
-        await blockstore.put(cid, data)
-        written.push(cid)
-        return cid
+    const car = new SectionReader(reader)
+    await readCarHeader(car)
+    while (true) {
+      signal?.throwIfAborted()
+      const length = await car.varint()
+      if (length == null) break
+      if (length > maxBlockBytes + MAX_CID_BYTES) {
+        const cid = CID.decodeFirst(await car.peek(MAX_CID_BYTES))[0]
+        throw new BlockTooLargeError(cid, length - cid.bytes.length, maxBlockBytes)
       }
+      if (!await car.fill(length)) throw new CarTruncatedError(blocks)
+      const section = car.take(length)
+      let cid: CID
+      let block: Uint8Array
+      try {
+        const rest = CID.decodeFirst(section)[1]
+        // a copy: the decoded CID's bytes are a view that would keep the whole section alive
+        cid = CID.decode(section.slice(0, section.byteLength - rest.byteLength))
+        block = rest
+      } catch (err) {
+        throw new CarInvalidError(`a section does not start with a CID: ${(err as Error).message}`, { cause: err })
+      }
+      if (block.byteLength > maxBlockBytes) throw new BlockTooLargeError(cid, block.byteLength, maxBlockBytes)
+      const key = cid.toString()
+      if (!expected.has(key)) {
+        throw new PoolProtocolError(`the holder sent ${key}, which no asked DAG links to (or sent it twice)`)
+      }
+      if (!await blockMatches(cid, block)) throw new BlockHashMismatchError(cid, blocks)
+      bytes += block.byteLength
+      if (bytes > maxBytes) throw new TransferTooLargeError(maxBytes)
+      expected.delete(key)
+      // link CIDs decoded from the block are views of it too; copies keep only the block's writer holding it
+      const links = followLinks ? blockLinks(cid, block).map(link => CID.decode(link.bytes.slice())) : []
+      received.set(key, { cid, size: block.byteLength, links })
+      for (const link of links) expect(link)
+      blocks++
+      if (cid.multihash.code !== IDENTITY_CODE) await schedule(cid, block)
     }
-    await importCar(store, chunks(stream), signal == null ? {} : { signal })
-    if (wanted.size > 0) {
-      throw new TransferIncompleteError(`the holder did not send ${wanted.size} of the asked blocks`)
+    await Promise.all(inFlight)
+    if (writeError != null) throw writeError
+    if (expected.size > 0) {
+      throw new TransferIncompleteError(`the holder did not send ${expected.size} of the asked blocks (first: ${[...expected.keys()][0] ?? ''})`)
     }
-    return { blocks: written.length, bytes }
+    const dags = followLinks ? roots.map(root => walkOrder(received, root)) : []
+    return { blocks: written.length, bytes, dags }
   } catch (err) {
     abortStream(stream, err)
+    await Promise.allSettled(inFlight)
     // an overwrite (repair) must not delete the good copies it already placed
     if (options.overwrite !== true) {
       await Promise.allSettled(written.map(async cid => { await blockstore.delete(cid) }))
     }
     throw err
+  } finally {
+    reader.close()
   }
 }
 
-async function * chunks (stream: Stream): AsyncGenerator<Uint8Array> {
-  for await (const chunk of stream) {
-    yield chunk instanceof Uint8Array ? chunk : chunk.subarray()
+/** `walkDag`'s order over the received blocks: depth-first pre-order, each distinct CID once, identity CIDs left out. */
+function walkOrder (received: ReadonlyMap<string, Received>, root: CID): FetchedDag {
+  const seen = new Set<string>()
+  const stack: CID[] = [root]
+  const cids: CID[] = []
+  let bytes = 0
+  while (stack.length > 0) {
+    const cid = stack.pop() as CID
+    const key = cid.toString()
+    if (seen.has(key)) continue
+    seen.add(key)
+    const node = received.get(key)
+    if (node == null) throw new TransferIncompleteError(`the holder did not send ${key}`)
+    for (let i = node.links.length - 1; i >= 0; i--) stack.push(node.links[i] as CID)
+    if (cid.multihash.code !== IDENTITY_CODE) {
+      cids.push(node.cid)
+      bytes += node.size
+    }
+  }
+  return { root, cids, bytes }
+}
+
+/** sha2-256 (nearly every block) in one native call; other functions through the shared hasher table. */
+async function blockMatches (cid: CID, block: Uint8Array): Promise<boolean> {
+  if (cid.multihash.code !== SHA2_256) return await verifyBlock(cid, block)
+  const digest = hash('sha256', block, 'buffer')
+  const expected = cid.multihash.digest
+  return expected.byteLength <= digest.byteLength && digest.subarray(0, expected.byteLength).equals(expected)
+}
+
+async function readCarHeader (car: SectionReader): Promise<void> {
+  const length = await car.varint()
+  if (length == null || !await car.fill(length)) throw new CarInvalidError('no complete header')
+  let header: any
+  try {
+    header = dagCbor.decode(car.take(length))
+  } catch (err) {
+    throw new CarInvalidError(`undecodable header: ${(err as Error).message}`, { cause: err })
+  }
+  if (header?.version !== 1 || !Array.isArray(header.roots)) throw new CarInvalidError('not a CARv1 header')
+}
+
+interface ChunkSource {
+  /** The next received chunk, or undefined at the end of the stream. */
+  next(): Promise<Uint8Array | undefined>
+}
+
+/**
+ * Reads CAR varints and sections across received chunks: a section inside one chunk is a view of
+ * it, one spanning chunks is copied once into its own buffer (so no chunk outlives its section).
+ */
+class SectionReader {
+  private readonly source: ChunkSource
+  private readonly chunks: Uint8Array[] = []
+  /** Offset into chunks[0]. */
+  private offset = 0
+  private available = 0
+  private ended = false
+
+  constructor (source: ChunkSource) {
+    this.source = source
+  }
+
+  /** True once `n` bytes are buffered; false when the stream ended first. */
+  async fill (n: number): Promise<boolean> {
+    while (this.available < n) {
+      if (this.ended) return false
+      const chunk = await this.source.next()
+      if (chunk == null) {
+        this.ended = true
+        return false
+      }
+      if (chunk.byteLength === 0) continue
+      this.chunks.push(chunk)
+      this.available += chunk.byteLength
+    }
+    return true
+  }
+
+  private byteAt (i: number): number {
+    let at = i + this.offset
+    for (const chunk of this.chunks) {
+      if (at < chunk.byteLength) return chunk[at] as number
+      at -= chunk.byteLength
+    }
+    throw new RangeError('read past the buffered bytes')
+  }
+
+  /** An unsigned varint; undefined at a clean end of the stream (none of its bytes sent). */
+  async varint (): Promise<number | undefined> {
+    let value = 0
+    for (let i = 0; i < 8; i++) {
+      if (!await this.fill(i + 1)) {
+        if (i === 0) return undefined
+        throw new CarTruncatedError(0)
+      }
+      const byte = this.byteAt(i)
+      value += (byte & 0x7f) * 2 ** (7 * i)
+      if (byte < 0x80) {
+        this.skip(i + 1)
+        return value
+      }
+    }
+    throw new CarInvalidError('a varint longer than 8 bytes')
+  }
+
+  /** Up to `n` bytes, copied, without consuming them. */
+  async peek (n: number): Promise<Uint8Array> {
+    await this.fill(n)
+    const out = new Uint8Array(Math.min(n, this.available))
+    for (let i = 0; i < out.length; i++) out[i] = this.byteAt(i)
+    return out
+  }
+
+  /** `n` buffered bytes (call `fill(n)` first). */
+  take (n: number): Uint8Array {
+    const first = this.chunks[0]
+    if (first != null && first.byteLength - this.offset >= n) {
+      const out = first.subarray(this.offset, this.offset + n)
+      this.skip(n)
+      return out
+    }
+    const out = Buffer.allocUnsafe(n)
+    let filled = 0
+    while (filled < n) {
+      const chunk = this.chunks[0] as Uint8Array
+      const part = chunk.subarray(this.offset, this.offset + Math.min(n - filled, chunk.byteLength - this.offset))
+      out.set(part, filled)
+      filled += part.byteLength
+      this.skip(part.byteLength)
+    }
+    return out
+  }
+
+  private skip (n: number): void {
+    this.available -= n
+    this.offset += n
+    while (this.chunks.length > 0 && this.offset >= (this.chunks[0] as Uint8Array).byteLength) {
+      this.offset -= (this.chunks.shift() as Uint8Array).byteLength
+    }
+  }
+}
+
+/**
+ * The stream's chunks with at most a few MiB waiting: past the high-water mark the stream is
+ * paused, so yamux stops granting window and the holder's `send` reports a full buffer. The end
+ * is the stream's 'end' event (its buffer drained after the remote closed), never its 'close' or
+ * 'remoteCloseWrite', which can come while paused with data still buffered.
+ */
+function boundedReader (stream: Stream, signal?: AbortSignal): ChunkSource & { close(): void } {
+  const queue: Uint8Array[] = []
+  let queued = 0
+  let ended = false
+  let failure: unknown
+  let wake: (() => void) | undefined
+  const notify = (): void => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+  const onMessage = (evt: StreamMessageEvent): void => {
+    const data = evt.data
+    if (data instanceof Uint8Array) {
+      queue.push(data)
+      queued += data.byteLength
+    } else {
+      for (const buf of data) {
+        queue.push(buf)
+        queued += buf.byteLength
+      }
+    }
+    if (queued > READ_HIGH_WATER && stream.readStatus === 'readable') stream.pause()
+    notify()
+  }
+  const onEnd = (): void => {
+    // an abort or a reset also ends the readable side, with its buffer thrown away
+    if (stream.status === 'aborted' || stream.status === 'reset') failure ??= new TransferIncompleteError('the DAG stream was reset')
+    ended = true
+    notify()
+  }
+  const onClose = (evt: Event): void => {
+    const error = (evt as StreamCloseEvent).error
+    if (error != null) {
+      failure ??= error
+      notify()
+    }
+  }
+  const onAbort = (): void => {
+    failure ??= signal?.reason
+    notify()
+  }
+  stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, PAUSED_BUFFER_BYTES)
+  stream.addEventListener('message', onMessage)
+  stream.addEventListener('end', onEnd)
+  stream.addEventListener('close', onClose)
+  signal?.addEventListener('abort', onAbort)
+  if (stream.readableEnded) ended = true
+
+  return {
+    async next () {
+      while (true) {
+        if (failure != null) throw failure
+        const chunk = queue.shift()
+        if (chunk != null) {
+          queued -= chunk.byteLength
+          if (queued <= READ_LOW_WATER && stream.readStatus === 'paused') {
+            try {
+              stream.resume()
+            } catch {
+              // the buffered data was dispatched before the window update that threw; the end or close follows
+            }
+          }
+          return chunk
+        }
+        if (ended) return undefined
+        await new Promise<void>(resolve => { wake = resolve })
+      }
+    },
+    close () {
+      stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('end', onEnd)
+      stream.removeEventListener('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
+    }
   }
 }
