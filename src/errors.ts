@@ -11,7 +11,3 @@ export class PinboxError extends Error {
     this.name = code
   }
 }
-
-export function isPinboxError (err: unknown, code?: string): err is PinboxError {
-  return err instanceof PinboxError && (code == null || err.code === code)
-}

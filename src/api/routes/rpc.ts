@@ -29,12 +29,3 @@ export const q = {
 export function query (properties: Record<string, unknown>): FastifySchema['querystring'] {
   return { type: 'object', properties }
 }
-
-export const kuboErrorSchema = {
-  type: 'object',
-  properties: {
-    Message: { type: 'string' },
-    Code: { type: 'integer' },
-    Type: { type: 'string' }
-  }
-} as const
