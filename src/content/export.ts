@@ -2,10 +2,13 @@ import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
 import { mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { exporter, NotFoundError as ExporterNotFoundError } from 'ipfs-unixfs-exporter'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { exporter, NotFoundError as ExporterNotFoundError, InvalidParametersError, NotUnixFSError, OverReadError, UnderReadError } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { pack as tarPack } from 'tar-stream'
-import { missingAware } from './blocks.ts'
+import { missingAware, readBlock } from './blocks.ts'
 import { InvalidCidError, NotAFileError, NotADirectoryError, PathNotFoundError, UnsafePathError } from './errors.ts'
 import type { EntryType, GetEntry, LsEntry } from './types.ts'
 import type { Blockstore } from 'interface-blockstore'
@@ -80,6 +83,8 @@ export interface CatOptions {
   offset?: number
   length?: number
   signal?: AbortSignal
+  /** Leaf blocks read ahead of the consumer, so the store's latency overlaps the writes. Default 8. */
+  readAhead?: number
 }
 
 /** The bytes of a file (UnixFS file, raw block or identity CID), optionally a range of them. */
@@ -93,14 +98,138 @@ export async function * cat (blockstore: ExportBlockstore, path: string | CID, o
     throw new NotAFileError(label)
   }
   try {
-    if (entry.type === 'file') {
-      yield * entry.content(options)
-    } else {
-      yield * entry.content(options)
-    }
+    yield * entryContent(blockstore, entry, options)
   } catch (err) {
     throw translateError(err, label)
   }
+}
+
+/** A file entry's bytes: UnixFS files through `fileBytes`, raw and identity blocks (already read) sliced. */
+function entryContent (blockstore: ExportBlockstore, entry: UnixFSEntry, options: CatOptions): AsyncGenerator<Uint8Array> {
+  if (entry.type === 'file' && (entry.unixfs.type === 'file' || entry.unixfs.type === 'raw')) {
+    return fileBytes(blockstore, entry.node, entry.unixfs, options)
+  }
+  if (entry.type === 'file' || entry.type === 'raw' || entry.type === 'identity') {
+    return entry.content(options)
+  }
+  throw new NotAFileError(entry.path)
+}
+
+const FILE_READ_AHEAD = 8
+
+/** A child block of a file and where its bytes sit in the file, per its parent's blockSizes. */
+interface Span {
+  cid: CID
+  start: number
+}
+
+/**
+ * The bytes of a UnixFS file, read straight from the store. The exporter copies every leaf
+ * into a new buffer (it-to-buffer) and runs a queue per child; here a raw leaf is yielded as
+ * the store returned it (a subarray at the range's edges) and a dag-pb leaf as a view of its
+ * Data, with the next few blocks of the depth-first walk already being read. Ranges, the
+ * size checks and their errors follow the exporter's `file.js`.
+ */
+async function * fileBytes (blockstore: ExportBlockstore, root: dagPb.PBNode, unixfs: UnixFS, options: CatOptions): AsyncGenerator<Uint8Array> {
+  const { signal } = options
+  const readAhead = Math.max(0, options.readAhead ?? FILE_READ_AHEAD)
+  const size = Number(unixfs.fileSize())
+  const start = options.offset ?? 0
+  if (start < 0) throw new InvalidParametersError('Offset must be greater than or equal to 0')
+  if (start > size) throw new InvalidParametersError('Offset must be less than the file size')
+  if (options.length != null && options.length < 0) throw new InvalidParametersError('Length must be greater than or equal to 0')
+  // the exporter reads a length equal to the file size as "to the end", whatever the offset
+  const end = options.length == null || options.length === size ? size : Math.min(size, start + options.length)
+  if (end <= start) return
+  const wanted = end - start
+
+  // Depth-first: the next block to visit is on top.
+  const stack: Span[] = []
+  const pending = new Map<Span, Promise<Uint8Array>>()
+
+  /** The node's own data (in range) and its children that overlap the range, pushed for the walk. */
+  const expand = (node: dagPb.PBNode, file: UnixFS, position: number): Uint8Array | undefined => {
+    if (node.Links.length !== file.blockSizes.length) throw new NotUnixFSError('Inconsistent block sizes and dag links')
+    let own: Uint8Array | undefined
+    if (file.data != null && file.data.byteLength > 0) {
+      own = slice(file.data, position, start, end)
+      position += file.data.byteLength
+    }
+    const children: Span[] = []
+    for (let i = 0; i < node.Links.length && position < end; i++) {
+      const childEnd = position + Number(file.blockSizes[i])
+      if (childEnd > start) children.push({ cid: (node.Links[i] as dagPb.PBLink).Hash, start: position })
+      position = childEnd
+    }
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as Span)
+    return own
+  }
+
+  const prefetch = (): void => {
+    for (let i = stack.length - 1, n = 0; i >= 0 && n < readAhead; i--, n++) {
+      const span = stack[i] as Span
+      if (!pending.has(span)) {
+        const p = readBlock(blockstore, span.cid, { signal })
+        // the error surfaces when the walk reaches this block; never as an unhandled rejection
+        p.catch(() => {})
+        pending.set(span, p)
+      }
+    }
+  }
+
+  let read = 0
+  const emit = (chunk: Uint8Array): void => {
+    read += chunk.byteLength
+    if (read > wanted) throw new OverReadError('Read too many bytes - the file size reported by the UnixFS data in the root node may be incorrect')
+  }
+
+  try {
+    const own = expand(root, unixfs, 0)
+    if (own != null && own.byteLength > 0) {
+      emit(own)
+      yield own
+    }
+    while (stack.length > 0 && read < wanted) {
+      signal?.throwIfAborted()
+      prefetch()
+      const span = stack.pop() as Span
+      const bytes = await (pending.get(span) ?? readBlock(blockstore, span.cid, { signal }))
+      pending.delete(span)
+      let chunk: Uint8Array | undefined
+      if (span.cid.code === raw.code) {
+        chunk = slice(bytes, span.start, start, end)
+      } else if (span.cid.code === dagPb.code) {
+        const node = dagPb.decode(bytes)
+        chunk = expand(node, unixfsOf(node), span.start)
+      } else {
+        throw new NotUnixFSError(`Unsupported codec: ${span.cid.code}`)
+      }
+      if (chunk != null && chunk.byteLength > 0) {
+        emit(chunk)
+        yield chunk
+      }
+    }
+  } finally {
+    pending.clear()
+  }
+  if (read < wanted) throw new UnderReadError('Traversed entire DAG but did not read enough bytes')
+}
+
+function unixfsOf (node: dagPb.PBNode): UnixFS {
+  if (node.Data == null) throw new NotUnixFSError('no data in PBNode')
+  try {
+    return UnixFS.unmarshal(node.Data)
+  } catch (err: any) {
+    throw new NotUnixFSError(err?.message ?? String(err))
+  }
+}
+
+/** The part of `block` (whose first byte is file byte `position`) inside [start, end), without copying. */
+function slice (block: Uint8Array, position: number, start: number, end: number): Uint8Array {
+  const from = Math.max(0, start - position)
+  const to = Math.min(block.byteLength, end - position)
+  if (from === 0 && to === block.byteLength) return block
+  return to <= from ? block.subarray(0, 0) : block.subarray(from, to)
 }
 
 /** Listing of a directory (HAMT shards included); a file lists as itself, like `ipfs ls`. */
@@ -196,12 +325,12 @@ async function * getEntries (blockstore: ExportBlockstore, entry: UnixFSEntry, p
         yield { path, type: 'symlink', target, size: BigInt(target.length), ...meta }
         return
       }
-      yield { path, type: 'file', size: entry.unixfs.fileSize(), content: () => entry.content(options), ...meta }
+      yield { path, type: 'file', size: entry.unixfs.fileSize(), content: () => entryContent(blockstore, entry, options), ...meta }
       return
     }
     case 'raw':
     case 'identity':
-      yield { path, type: 'file', size: entry.size, content: () => entry.content(options) }
+      yield { path, type: 'file', size: entry.size, content: () => entryContent(blockstore, entry, options) }
       return
     default:
       throw new NotAFileError(path)
