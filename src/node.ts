@@ -1,17 +1,15 @@
 import { access, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { withBitswap } from '@helia/bitswap'
-import { createHeliaLight } from 'helia'
-import { withLibp2pLight } from '@helia/libp2p'
 import { publicKeyToProtobuf } from '@libp2p/crypto/keys'
+import { createLibp2p } from 'libp2p'
 import { buildServer } from './api/server.ts'
 import { resolveImportOptions } from './content/profiles.ts'
 import { libp2pOptions, networkConfig } from './net/libp2p.ts'
 import { createProvider, dhtRouter } from './net/provider.ts'
 import { createSwarm } from './net/swarm.ts'
-import { networkBlockstore } from './net/fetch.ts'
+import { createBlockExchange } from './net/fetch.ts'
+import { NetworkNotStartedError } from './net/errors.ts'
 import { createPinManager } from './pinning/pin-manager.ts'
-import { createPool, poolComponents, withPoolRelay } from './pinning/pool/index.ts'
 import { localReplication } from './pinning/local-replication.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createAutoGc, createGc } from './store/gc.ts'
@@ -24,9 +22,10 @@ import type { Repo } from './store/repo.ts'
 import type { Pool } from './pinning/pool/index.ts'
 import type { PinboxServices } from './net/libp2p.ts'
 import type { Provider, ProvideRouter } from './net/provider.ts'
+import type { BlockExchange } from './net/fetch.ts'
 import type { AbortOptions } from 'abort-error'
-import type { Helia } from '@helia/interface'
 import type { Libp2p } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 import type { FastifyInstance } from 'fastify'
 
 export const AGENT_VERSION = 'pinbox/0.1.0'
@@ -63,7 +62,8 @@ export class NodeStartError extends PinboxError {
 
 interface Started {
   repo: Repo
-  helia?: Helia & { libp2p: Libp2p }
+  libp2p?: Libp2p<PinboxServices>
+  exchange?: BlockExchange
   pins?: ReturnType<typeof createPinManager>
   pool?: Pool
   provider?: Provider
@@ -91,7 +91,7 @@ async function hasRepo (path: string): Promise<boolean> {
 }
 
 /**
- * Composes the services of one pinbox daemon on one repo: the store, the Helia + libp2p host,
+ * Composes the services of one pinbox daemon on one repo: the store, the libp2p host with bitswap,
  * the pin manager, GC and the RPC API. Start-up rolls back what it had started when a later
  * service fails, so a failed start never leaves the repo locked.
  */
@@ -101,7 +101,7 @@ export function createNode (init: NodeInit): PinboxNode {
 
   async function teardown (p: Partial<Started>): Promise<void> {
     // reverse order of start; each step runs even when an earlier one failed
-    const steps: Array<() => Promise<unknown> | undefined> = [
+    const steps: Array<() => unknown> = [
       () => p.api == null ? undefined : rm(join(p.repo?.path ?? '', API_FILE), { force: true }),
       () => p.api?.close(),
       () => p.rewards?.stop(),
@@ -109,7 +109,8 @@ export function createNode (init: NodeInit): PinboxNode {
       () => p.provider?.stop(),
       () => p.pool?.stop(),
       () => p.pins?.stop(),
-      () => p.helia?.stop(),
+      () => p.exchange?.stop(),
+      () => p.libp2p?.stop(),
       () => p.repo?.close()
     ]
     let first: unknown
@@ -147,17 +148,15 @@ export function createNode (init: NodeInit): PinboxNode {
         const cfg = repo.config
         const maxBytes = parseBytes(cfg.storage.max)
 
-        // bitswap only: the default brokers and routers would reach public HTTP services
-        const heliaLight = createHeliaLight({
-          blockstore: repo.blockstore,
-          datastore: repo.datastore,
-          blockBrokers: [],
-          routers: []
-        })
-        // pins read through Helia's networked blockstore: a missing block is fetched from peers
-        // (found through the DHTs), hash-verified and written into the repo's store
+        // pins read through bitswap's networked view of the store: a missing block is fetched from
+        // peers (found through the DHTs), hash-verified and written into the repo's store
         const pins = p.pins = createPinManager({ db: repo.db, blockstore: repo.blockstore, leases: repo.leases }, {
-          fetch: networkBlockstore(() => heliaLight.blockstore),
+          fetch: {
+            get: async function * (cid: CID, options?: AbortOptions) {
+              if (p.exchange == null) throw new NetworkNotStartedError()
+              yield * p.exchange.blockstore.get(cid, options)
+            }
+          },
           onPinned: (pin, blocks) => { p.provider?.onPinned(pin, blocks) },
           onUnpinned: (pin) => { p.provider?.onUnpinned(pin) }
         })
@@ -171,14 +170,17 @@ export function createNode (init: NodeInit): PinboxNode {
         await autoGc.start()
 
         const net = networkConfig(cfg)
-        const helia = withBitswap(withLibp2pLight(heliaLight,
-          withPoolRelay(libp2pOptions({ privateKey: repo.privateKey, datastore: repo.datastore }, net, AGENT_VERSION), cfg.pool.members)),
-        { maxInboundStreams: cfg.swarm.inboundStreams.bitswap })
-        p.helia = helia as any
-        await helia.start()
-        const libp2p = helia.libp2p as unknown as Libp2p<PinboxServices>
+        // the pool's protocols (and its relay limits) are loaded only on a box with pool members
+        const poolModule = cfg.pool.members.length > 0 ? await import('./pinning/pool/index.ts') : undefined
+        const options = await libp2pOptions({ privateKey: repo.privateKey, datastore: repo.datastore }, net, AGENT_VERSION)
+        const libp2p = p.libp2p = await createLibp2p(poolModule?.withPoolRelay(options, cfg.pool.members) ?? options) as Libp2p<PinboxServices>
+        const exchange = p.exchange = createBlockExchange({ libp2p, blockstore: repo.blockstore }, {
+          maxInboundStreams: cfg.swarm.inboundStreams.bitswap
+        })
+        await exchange.start()
 
-        if (cfg.pool.members.length > 0) {
+        if (poolModule != null) {
+          const { createPool, poolComponents } = poolModule
           const pool = p.pool = createPool(poolComponents(repo, libp2p, pins), {
             members: cfg.pool.members,
             sharePerMember: parseBytes(cfg.pool.sharePerMember),
@@ -279,10 +281,10 @@ export function createNode (init: NodeInit): PinboxNode {
     },
 
     libp2p () {
-      if (parts?.helia == null) {
+      if (parts?.libp2p == null) {
         throw new NodeStartError('the node is not started')
       }
-      return parts.helia.libp2p as unknown as Libp2p<PinboxServices>
+      return parts.libp2p
     },
 
     info () {
@@ -291,7 +293,7 @@ export function createNode (init: NodeInit): PinboxNode {
       }
       return {
         peerId: parts.repo.peerId.toString(),
-        addresses: parts.helia?.libp2p.getMultiaddrs().map(String) ?? [],
+        addresses: parts.libp2p?.getMultiaddrs().map(String) ?? [],
         apiUrl: parts.apiUrl ?? '',
         repoPath: parts.repo.path
       }

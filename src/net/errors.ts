@@ -57,3 +57,12 @@ export class BlockFetchFailedError extends PinboxError {
     super(BlockFetchFailedError.code, message, options)
   }
 }
+
+/** A network call came before the libp2p host and bitswap were started (or after they stopped). */
+export class NetworkNotStartedError extends PinboxError {
+  static readonly code = 'ERR_NETWORK_NOT_STARTED'
+
+  constructor (message = 'the network is not started', options?: ErrorOptions) {
+    super(NetworkNotStartedError.code, message, options)
+  }
+}

@@ -1,15 +1,9 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { autoNAT } from '@libp2p/autonat'
-import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { dcutr } from '@libp2p/dcutr'
 import { identify, identifyPush } from '@libp2p/identify'
-import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
-import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { uPnPNAT } from '@libp2p/upnp-nat'
 import { webSockets } from '@libp2p/websockets'
 import { bandwidthLimiter } from './bandwidth.ts'
 import { connectionPruner } from './pruner.ts'
@@ -77,15 +71,22 @@ export function networkConfig (cfg: PinboxConfig): NetworkConfig {
   }
 }
 
-/** The libp2p options of a pinbox node: transports, security, discovery, NAT traversal, DHTs, limits. */
-export function libp2pOptions (components: Libp2pComponents, config: NetworkConfig, agentVersion: string): Libp2pOptions<any> {
+/**
+ * The libp2p options of a pinbox node: transports, security, discovery, NAT traversal, DHTs, limits.
+ * Services a config may turn off are loaded only when it turns them on: every module the daemon
+ * loads costs start-up time and resident memory on a small box (UPnP alone pulls in an HTTP
+ * client and an XML parser).
+ */
+export async function libp2pOptions (components: Libp2pComponents, config: NetworkConfig, agentVersion: string): Promise<Libp2pOptions<any>> {
   const streams = config.inboundStreams
   const connections = config.connections ?? { low: 64, high: 256 }
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   if ((config.bootstrap ?? []).length > 0) {
+    const { bootstrap } = await import('@libp2p/bootstrap')
     peerDiscovery.push(bootstrap({ list: config.bootstrap ?? [] }))
   }
   if (config.mdns === true) {
+    const { mdns } = await import('@libp2p/mdns')
     peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG }))
   }
 
@@ -96,33 +97,38 @@ export function libp2pOptions (components: Libp2pComponents, config: NetworkConf
     pruner: connectionPruner(connections)
   }
   const dht = config.dht ?? { amino: { enabled: true, mode: 'client' }, pool: { enabled: true } }
-  if (dht.amino.enabled) {
-    services.aminoDHT = kadDHT({
-      protocol: AMINO_PROTOCOL,
-      clientMode: dht.amino.mode === 'client',
-      peerInfoMapper: config.dhtPrivateAddresses === true ? passthroughMapper : removePrivateAddressesMapper,
-      logPrefix: 'libp2p:dht-amino',
-      datastorePrefix: '/dht-amino',
-      metricsPrefix: 'libp2p_dht_amino',
-      ...(streams == null ? {} : { maxInboundStreams: streams.dht })
-    })
-  }
-  if (dht.pool.enabled) {
-    services.poolDHT = kadDHT({
-      protocol: poolDhtProtocol(config.poolId ?? 'default'),
-      clientMode: false,
-      peerInfoMapper: passthroughMapper,
-      logPrefix: 'libp2p:dht-pool',
-      datastorePrefix: '/dht-pool',
-      metricsPrefix: 'libp2p_dht_pool',
-      ...(streams == null ? {} : { maxInboundStreams: streams.dht })
-    })
+  if (dht.amino.enabled || dht.pool.enabled) {
+    const { kadDHT, passthroughMapper, removePrivateAddressesMapper } = await import('@libp2p/kad-dht')
+    if (dht.amino.enabled) {
+      services.aminoDHT = kadDHT({
+        protocol: AMINO_PROTOCOL,
+        clientMode: dht.amino.mode === 'client',
+        peerInfoMapper: config.dhtPrivateAddresses === true ? passthroughMapper : removePrivateAddressesMapper,
+        logPrefix: 'libp2p:dht-amino',
+        datastorePrefix: '/dht-amino',
+        metricsPrefix: 'libp2p_dht_amino',
+        ...(streams == null ? {} : { maxInboundStreams: streams.dht })
+      })
+    }
+    if (dht.pool.enabled) {
+      services.poolDHT = kadDHT({
+        protocol: poolDhtProtocol(config.poolId ?? 'default'),
+        clientMode: false,
+        peerInfoMapper: passthroughMapper,
+        logPrefix: 'libp2p:dht-pool',
+        datastorePrefix: '/dht-pool',
+        metricsPrefix: 'libp2p_dht_pool',
+        ...(streams == null ? {} : { maxInboundStreams: streams.dht })
+      })
+    }
   }
   if (config.autonat !== false) {
+    const [{ autoNAT }, { dcutr }] = await Promise.all([import('@libp2p/autonat'), import('@libp2p/dcutr')])
     services.autoNAT = autoNAT()
     services.dcutr = dcutr()
   }
   if (config.upnp === true) {
+    const { uPnPNAT } = await import('@libp2p/upnp-nat')
     services.upnp = uPnPNAT()
   }
   if (config.relay?.server === true) {

@@ -5,17 +5,15 @@
  * starts a local dev chain in the background after the API is up, and stops it on exit.
  */
 import { readFile } from 'node:fs/promises'
-import { formatEther, parseEther } from 'ethers'
 import { parseDuration } from '../store/config.ts'
 import type { PinboxConfig } from '../store/config.ts'
-import { createChainClient } from './chain.ts'
 import type { ChainSettings } from './chain.ts'
-import { startDevChain } from './dev-chain.ts'
 import type { DevChain } from './dev-chain.ts'
 import { ChainIdMismatchError, ContractNotFoundError } from './errors.ts'
-import { createRewards } from './service.ts'
 import type { RewardsComponents, RewardsLogger, RewardsService } from './service.ts'
-import { PASSWORD_ENV } from './wallet.ts'
+
+// ethers, the contract artifacts and the rewards service are loaded only when a chain is
+// configured: a box without one should not pay their start-up time and memory.
 
 export interface NodeRewardsComponents extends Omit<RewardsComponents, 'log'> {
   config: PinboxConfig['chain']
@@ -59,11 +57,13 @@ export function createNodeRewards (components: NodeRewardsComponents): NodeRewar
 
   const password = (config: PinboxConfig['chain']) => async (): Promise<string | undefined> => {
     if (config.passwordFile != null) return (await readFile(config.passwordFile, 'utf8')).split(/\r?\n/)[0]
+    const { PASSWORD_ENV } = await import('./wallet.ts')
     const fromEnv = env[PASSWORD_ENV]
     return fromEnv == null || fromEnv === '' ? undefined : fromEnv
   }
 
   async function run (config: PinboxConfig['chain'], settings: ChainSettings): Promise<void> {
+    const [{ createRewards }, { parseEther }] = await Promise.all([import('./service.ts'), import('ethers')])
     const rewards = createRewards({ ...components, ...(log == null ? {} : { log }) }, {
       chain: settings,
       ...(config.poolId == null ? {} : { poolId: config.poolId }),
@@ -82,6 +82,7 @@ export function createNodeRewards (components: NodeRewardsComponents): NodeRewar
       const config = components.config
       if (config.dev && env.PINBOX_CHAIN_DEV !== '0') {
         dev = (async () => {
+          const [{ startDevChain }, { formatEther, parseEther }] = await Promise.all([import('./dev-chain.ts'), import('ethers')])
           const scryptN = env.PINBOX_TEST_SCRYPT_N
           const chain = await startDevChain({ repoPath: components.repoPath, peer: components.peer, env, ...(scryptN == null ? {} : { scryptN: Number(scryptN) }) })
           if (stopped) {
@@ -100,6 +101,7 @@ export function createNodeRewards (components: NodeRewardsComponents): NodeRewar
       }
       const settings = settingsOf(config)
       if (settings == null) return
+      const { createChainClient } = await import('./chain.ts')
       const client = createChainClient(settings)
       try {
         await Promise.race([
