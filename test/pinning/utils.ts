@@ -47,9 +47,7 @@ export async function createHarness (init: PinManagerInit = {}, options: Harness
       await h.pins.stop()
       await h.db.close()
       h.db = new Level<string, any>(join(dir, 'datastore'))
-      await h.db.open()
-      h.pins = createPinManager({ db: wrapDb?.(h.db) ?? h.db, blockstore: options.wrapBlockstore?.(blockstore) ?? blockstore, leases }, init)
-      await h.pins.start()
+      await startPins()
     },
     async close () {
       await h.pins.stop()
@@ -58,9 +56,12 @@ export async function createHarness (init: PinManagerInit = {}, options: Harness
       await rm(dir, { recursive: true, force: true })
     }
   }
-  await h.db.open()
-  h.pins = createPinManager({ db: wrapDb?.(h.db) ?? h.db, blockstore: options.wrapBlockstore?.(blockstore) ?? blockstore, leases }, init)
-  await h.pins.start()
+  async function startPins (): Promise<void> {
+    await h.db.open()
+    h.pins = createPinManager({ db: wrapDb?.(h.db) ?? h.db, blockstore: options.wrapBlockstore?.(blockstore) ?? blockstore, leases }, init)
+    await h.pins.start()
+  }
+  await startPins()
   return h
 }
 
