@@ -78,8 +78,13 @@ export interface PathPartsOptions {
   hidden?: boolean
 }
 
-function fileContent (path: string): AsyncIterable<Uint8Array> {
-  return createReadStream(path, { highWaterMark: CHUNK })
+/**
+ * Opened when the encoder pulls the first chunk: a part taken only to check its path (add does,
+ * before the upload) then holds no file open, and an open error rejects the upload instead of
+ * surfacing as an unhandled stream 'error'.
+ */
+async function * fileContent (path: string): AsyncGenerator<Uint8Array> {
+  yield * createReadStream(path, { highWaterMark: CHUNK })
 }
 
 /** A file or a directory tree on disk as upload parts, named from the path's last segment. */

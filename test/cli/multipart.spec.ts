@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -95,6 +95,15 @@ describe('multipart encoder', () => {
   it('refuses a directory without recursive', async () => {
     await mkdir(join(dir, 'plain'), { recursive: true })
     await expect(pathParts(join(dir, 'plain')).next()).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+  })
+
+  it('opens a file only when its bytes are pulled: checking paths up front (as add does) holds no file open', async () => {
+    const file = join(dir, 'checked.txt')
+    await writeFile(file, 'checked')
+    for (let i = 0; i < 20; i++) await pathParts(file).next()
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const open = await Promise.all((await readdir('/proc/self/fd')).map(async fd => await readlink(`/proc/self/fd/${fd}`).catch(() => '')))
+    expect(open.filter(target => target === file)).toHaveLength(0)
   })
 
   it('sends stdin as one unnamed file', async () => {
