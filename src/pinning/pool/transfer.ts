@@ -98,7 +98,7 @@ async function sendAll (stream: Stream, source: AsyncIterable<Uint8Array>, optio
   let length = 0
   const send = async (out: Uint8Array): Promise<void> => {
     // past the muxer's window the CAR waits in the walk, not in the stream's write buffer
-    if (!stream.send(out)) await stream.onDrain(options)
+    if (!stream.send(out)) await drained(stream, options)
   }
   const flush = async (): Promise<void> => {
     if (length === 0) return
@@ -119,6 +119,33 @@ async function sendAll (stream: Stream, source: AsyncIterable<Uint8Array>, optio
     if (length >= SEND_CHUNK_BYTES) await flush()
   }
   await flush()
+}
+
+/**
+ * Resolves once the stream takes writes again. Not `stream.onDrain()`: @libp2p/utils 7 keeps the
+ * first drain's promise, resolved, for good, so every later wait returned at once and the whole
+ * CAR piled up in the write buffer. Loops because a drain's queued flush can fill the window again.
+ */
+async function drained (stream: Stream, options: AbortOptions): Promise<void> {
+  while (stream.writableNeedsDrain) {
+    options.signal?.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        stream.removeEventListener('drain', onDrain)
+        stream.removeEventListener('close', onClose)
+        options.signal?.removeEventListener('abort', onAbort)
+      }
+      const onDrain = (): void => { done(); resolve() }
+      const onClose = (evt: Event): void => {
+        done()
+        reject((evt as StreamCloseEvent).error ?? new TransferIncompleteError('the DAG stream closed while sending'))
+      }
+      const onAbort = (): void => { done(); reject(options.signal?.reason) }
+      stream.addEventListener('drain', onDrain)
+      stream.addEventListener('close', onClose)
+      options.signal?.addEventListener('abort', onAbort)
+    })
+  }
 }
 
 /** Received bytes waiting to be parsed past which the stream is paused (no more yamux window granted). */
@@ -458,6 +485,7 @@ function boundedReader (stream: Stream, signal?: AbortSignal): ChunkSource & { c
   let queued = 0
   let ended = false
   let failure: unknown
+  let resuming = false
   let wake: (() => void) | undefined
   const notify = (): void => {
     const w = wake
@@ -475,8 +503,12 @@ function boundedReader (stream: Stream, signal?: AbortSignal): ChunkSource & { c
         queued += buf.byteLength
       }
     }
-    if (queued > READ_HIGH_WATER && stream.readStatus === 'readable') stream.pause()
+    // inside resume() the muxer re-opens its window after this dispatch, which would undo a pause here
+    if (!resuming) pauseIfFull()
     notify()
+  }
+  const pauseIfFull = (): void => {
+    if (queued > READ_HIGH_WATER && stream.readStatus === 'readable') stream.pause()
   }
   const onEnd = (): void => {
     // an abort or a reset also ends the readable side, with its buffer thrown away
@@ -510,10 +542,14 @@ function boundedReader (stream: Stream, signal?: AbortSignal): ChunkSource & { c
         if (chunk != null) {
           queued -= chunk.byteLength
           if (queued <= READ_LOW_WATER && stream.readStatus === 'paused') {
+            resuming = true
             try {
               stream.resume()
+              pauseIfFull()
             } catch {
               // the buffered data was dispatched before the window update that threw; the end or close follows
+            } finally {
+              resuming = false
             }
           }
           return chunk

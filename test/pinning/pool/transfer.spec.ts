@@ -1,0 +1,181 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import * as dagPb from '@ipld/dag-pb'
+import { varint } from 'multiformats'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as raw from 'multiformats/codecs/raw'
+import { encodeCarHeader } from '../../../src/content/car.ts'
+import { walkDag } from '../../../src/content/dag-walk.ts'
+import { DAG_PROTOCOL } from '../../../src/pinning/pool/index.ts'
+import { createDagServer, fetchDag } from '../../../src/pinning/pool/transfer.ts'
+import { addFile, cleanup, connect, createPeer, tempDir } from './utils.ts'
+import type { Peer } from './utils.ts'
+import type { RepoBlockstore } from '../../../src/store/types.ts'
+import type { Libp2p, Stream, StreamHandler } from '@libp2p/interface'
+
+const MIB = 1024 * 1024
+
+function section (cid: CID, bytes: Uint8Array): Uint8Array {
+  const len = cid.bytes.length + bytes.length
+  const prefix = new Uint8Array(varint.encodingLength(len))
+  varint.encodeTo(len, prefix)
+  return Buffer.concat([prefix, cid.bytes, bytes])
+}
+
+async function rawBlock (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+async function pbNode (links: CID[]): Promise<{ cid: CID, bytes: Uint8Array }> {
+  const bytes = dagPb.encode({ Links: links.map(Hash => ({ Hash, Tsize: 1 })) })
+  return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
+}
+
+async function walked (blockstore: Pick<RepoBlockstore, 'get'>, root: CID): Promise<string[]> {
+  const out: string[] = []
+  for await (const block of walkDag(blockstore, root)) out.push(block.cid.toString())
+  return out
+}
+
+describe('DAG transfer between real libp2p peers', () => {
+  const dirs: string[] = []
+  const peers: Peer[] = []
+  // H holds (its DAG server counts what it hands the stream); R receives; F serves hand-made CARs
+  let H: Peer, R: Peer, F: Peer
+  let handedToStream = 0
+
+  beforeAll(async () => {
+    const make = async (): Promise<Peer> => {
+      const dir = await tempDir()
+      dirs.push(dir)
+      const peer = await createPeer(dir)
+      peers.push(peer)
+      return peer
+    }
+    ;[H, R, F] = await Promise.all([make(), make(), make()]) as [Peer, Peer, Peer]
+    // the holder's real DAG server, its stream's send counted
+    const counting: Pick<Libp2p, 'handle' | 'unhandle'> = {
+      handle: async (protocol, handler: StreamHandler, options) => {
+        await H.libp2p.handle(protocol, async (stream: Stream, connection) => {
+          const send = stream.send.bind(stream)
+          stream.send = (data) => {
+            handedToStream += data.byteLength
+            return send(data)
+          }
+          await handler(stream, connection)
+        }, options)
+      },
+      unhandle: async (protocol) => { await H.libp2p.unhandle(protocol) }
+    }
+    const server = createDagServer({ libp2p: counting, blockstore: H.repo.blockstore, isMember: () => true })
+    await server.start()
+    await connect(R, H)
+    await connect(R, F)
+  }, 30_000)
+
+  afterAll(async () => { await cleanup(peers, dirs) })
+
+  it('holds back a holder faster than the receiver\'s store: a few MiB in flight, never the whole DAG, and every block lands', async () => {
+    const size = 96 * MIB
+    const root = await addFile(H, size, MIB)
+    // a store that takes 15 ms per block, one at a time: far slower than loopback
+    let stored = 0
+    let maxAhead = 0
+    let chain = Promise.resolve()
+    const slow: Pick<RepoBlockstore, 'put' | 'has' | 'delete'> = {
+      has: async (cid) => await R.repo.blockstore.has(cid),
+      delete: async (cid) => { await R.repo.blockstore.delete(cid) },
+      put: async (cid, bytes) => {
+        const turn = chain.then(async () => {
+          await new Promise(resolve => setTimeout(resolve, 15))
+          await R.repo.blockstore.put(cid, bytes)
+          stored += (bytes as Uint8Array).byteLength
+          maxAhead = Math.max(maxAhead, handedToStream - stored)
+        })
+        chain = turn.catch(() => {})
+        await turn
+        return cid
+      }
+    }
+    handedToStream = 0
+    const lease = R.repo.leases.open()
+    const result = await fetchDag({ libp2p: R.libp2p, blockstore: slow }, H.libp2p.peerId, { roots: [root], maxBytes: size + MIB, lease })
+    lease.close()
+    expect(result.bytes).toBeGreaterThan(size)
+    expect(result.blocks).toBe(97)
+    expect(result.dags[0]?.cids.map(String)).toEqual(await walked(R.repo.blockstore, root))
+    // what the holder may run ahead by: yamux's stream window (<= 16 MiB) in transit, as much again
+    // received while paused, the 4 MiB high-water mark, 8 writes in flight and one send
+    expect(maxAhead).toBeLessThan(56 * MIB)
+    expect(maxAhead).toBeGreaterThan(0)
+  }, 60_000)
+
+  it('lists each root\'s blocks in walk order, a block shared between roots sent and written once', async () => {
+    const leaves = await Promise.all([1, 2, 3, 4].map(async n => await rawBlock(new Uint8Array(1000).fill(n))))
+    const inner = await pbNode([leaves[1]!.cid, leaves[2]!.cid])
+    const outer = await pbNode([leaves[0]!.cid, inner.cid, leaves[3]!.cid, leaves[1]!.cid])
+    for (const b of [...leaves, inner, outer]) await H.repo.blockstore.put(b.cid, b.bytes)
+    const lease = R.repo.leases.open()
+    const result = await fetchDag({ libp2p: R.libp2p, blockstore: R.repo.blockstore }, H.libp2p.peerId, { roots: [outer.cid, inner.cid], maxBytes: MIB, lease })
+    lease.close()
+    expect(result.blocks).toBe(6)
+    expect(result.dags.map(d => d.root.toString())).toEqual([outer.cid.toString(), inner.cid.toString()])
+    expect(result.dags[0]?.cids.map(String)).toEqual(await walked(H.repo.blockstore, outer.cid))
+    expect(result.dags[1]?.cids.map(String)).toEqual(await walked(H.repo.blockstore, inner.cid))
+    expect(result.dags[1]?.bytes).toBe(inner.bytes.byteLength + 2000)
+  })
+
+  describe('a holder that lies', () => {
+    let send: Uint8Array[] = []
+    beforeAll(async () => {
+      await F.libp2p.handle(DAG_PROTOCOL, async (stream) => {
+        for (const part of send) stream.send(part)
+        await stream.close()
+      })
+    })
+
+    const leafA = rawBlock(new Uint8Array(5000).fill(7))
+    const leafB = rawBlock(new Uint8Array(5000).fill(8))
+    const stray = rawBlock(new Uint8Array(5000).fill(9))
+
+    async function fetchFrom (root: CID): Promise<unknown> {
+      const lease = R.repo.leases.open()
+      try {
+        return await fetchDag({ libp2p: R.libp2p, blockstore: R.repo.blockstore }, F.libp2p.peerId, { roots: [root], maxBytes: MIB, lease })
+      } finally {
+        lease.close()
+      }
+    }
+
+    it('by leaving out a block at a section boundary: ERR_TRANSFER_INCOMPLETE, nothing kept', async () => {
+      const a = await leafA
+      const b = await leafB
+      const root = await pbNode([a.cid, b.cid])
+      send = [encodeCarHeader([root.cid]), section(root.cid, root.bytes), section(a.cid, a.bytes)]
+      const before = R.repo.blockstore.stat()
+      await expect(fetchFrom(root.cid)).rejects.toMatchObject({ code: 'ERR_TRANSFER_INCOMPLETE' })
+      expect(R.repo.blockstore.stat()).toEqual(before)
+      expect(await R.repo.blockstore.has(a.cid)).toBe(false)
+    })
+
+    it('by adding a block no asked DAG links to: ERR_POOL_PROTOCOL, nothing kept', async () => {
+      const a = await leafA
+      const s = await stray
+      const root = await pbNode([a.cid])
+      send = [encodeCarHeader([root.cid]), section(root.cid, root.bytes), section(a.cid, a.bytes), section(s.cid, s.bytes)]
+      const before = R.repo.blockstore.stat()
+      await expect(fetchFrom(root.cid)).rejects.toMatchObject({ code: 'ERR_POOL_PROTOCOL' })
+      expect(R.repo.blockstore.stat()).toEqual(before)
+      expect(await R.repo.blockstore.has(s.cid)).toBe(false)
+    })
+
+    it('by cutting a section short: ERR_CAR_TRUNCATED', async () => {
+      const a = await leafA
+      const root = await pbNode([a.cid])
+      const cut = section(a.cid, a.bytes)
+      send = [encodeCarHeader([root.cid]), section(root.cid, root.bytes), cut.subarray(0, cut.byteLength - 10)]
+      await expect(fetchFrom(root.cid)).rejects.toMatchObject({ code: 'ERR_CAR_TRUNCATED' })
+      expect(await R.repo.blockstore.has(root.cid)).toBe(false)
+    })
+  })
+})
