@@ -1,28 +1,119 @@
+import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { lstat, opendir, readlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { importer } from 'ipfs-unixfs-importer'
-import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import * as Digest from 'multiformats/hashes/digest'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { concatBytes } from './blocks.ts'
 import { IsDirectoryError, NotFoundError } from './errors.ts'
-import type { Stats } from 'node:fs'
 import type { ImportCandidate, ImportedEntry, ImportOptions } from './types.ts'
+import type { Hash } from 'node:crypto'
+import type { Stats } from 'node:fs'
 import type { Blockstore } from 'interface-blockstore'
-import type { ImportCandidate as UnixfsCandidate } from 'ipfs-unixfs-importer'
-import type { CID } from 'multiformats/cid'
+import type { BufferImporter, BufferImporterResult, ImportCandidate as UnixfsCandidate } from 'ipfs-unixfs-importer'
+import type { Chunker } from 'ipfs-unixfs-importer/chunker'
 
 export type ImportBlockstore = Pick<Blockstore, 'put'>
 
 /** 1 MiB reads: one syscall per default-profile chunk instead of sixteen 64 KiB ones. */
 const READ_HIGH_WATER_MARK = 1_048_576
 
-/** Keeps at most this many chunks hashing/writing per file, so memory stays bounded on huge files. */
-const BLOCK_WRITE_CONCURRENCY = 16
+/** Leaf writes in flight per file: enough to keep the disk busy, few enough to bound memory (1 MiB each). */
+const BLOCK_WRITE_CONCURRENCY = 8
 
 /** `onlyHash`: the importer still "puts" every block, into nothing. */
 const discardingBlockstore: ImportBlockstore = {
   put: async (cid: CID) => cid
 }
+
+/**
+ * Cuts, hashes and writes a file's leaves. The importer's own path concatenates every leaf into a
+ * fresh buffer (its chunker) and runs writes through `it-parallel-batch`, which collects a whole
+ * batch of leaves before writing any: reading and writing never overlap, and a slow source (an
+ * upload) leaves the disk idle. Here a raw leaf stays the list of source chunks it was cut from
+ * (hashed as they arrive, written with one writev), so a big add allocates no buffer per leaf and
+ * the daemon's GC has a quarter of the external memory to chase; its write starts as soon as it is
+ * cut, while the next one is read, with up to `concurrency` in flight. The importer's chunker is a
+ * pass-through and its batch size 1, so it only takes the results in order.
+ */
+function leafImporter (options: Pick<ImportOptions, 'cidVersion' | 'rawLeaves' | 'chunkSize'>, concurrency: number): BufferImporter {
+  const { chunkSize, rawLeaves } = options
+  return async function * (file, blockstore) {
+    const window: Array<Promise<BufferImporterResult>> = []
+    let leaves = 0
+
+    const persist = async (parts: Uint8Array[], length: number, hash: Hash | undefined, index: number): Promise<BufferImporterResult> => {
+      if (rawLeaves && hash != null) {
+        const cid = CID.createV1(raw.code, Digest.create(sha256.code, hash.digest()))
+        // the importer keeps a file's first leaf (one leaf may become the file itself) and drops the rest
+        const block = index === 0 ? concatBytes(parts, length) : EMPTY
+        await blockstore.put(cid, index === 0 ? block : parts)
+        return { cid, size: BigInt(length), block }
+      }
+      // Kubo's balanced builder wraps non-raw leaves as UnixFS `file` nodes
+      const unixfs = new UnixFS({ type: 'file', data: concatBytes(parts, length) })
+      const block = dagPb.encode({ Data: unixfs.marshal(), Links: [] })
+      const cid = CID.create(options.cidVersion, dagPb.code, await sha256.digest(block))
+      await blockstore.put(cid, block)
+      return { cid, unixfs, size: BigInt(block.byteLength), block }
+    }
+
+    let parts: Uint8Array[] = []
+    let length = 0
+    let hash = rawLeaves ? createHash('sha256') : undefined
+    const cut = (): void => {
+      const p = persist(parts, length, hash, leaves++)
+      // a failure surfaces when its turn comes; until then it must not count as unhandled
+      p.catch(noop)
+      window.push(p)
+      parts = []
+      length = 0
+      hash = rawLeaves ? createHash('sha256') : undefined
+    }
+
+    try {
+      for await (const chunk of file.content) {
+        let rest = chunk
+        while (rest.byteLength > 0) {
+          const take = Math.min(rest.byteLength, chunkSize - length)
+          const part = take === rest.byteLength ? rest : rest.subarray(0, take)
+          rest = rest.subarray(take)
+          parts.push(part)
+          hash?.update(part)
+          length += take
+          if (length < chunkSize) continue
+          cut()
+          if (window.length >= concurrency) {
+            const next = window.shift() as Promise<BufferImporterResult>
+            yield async () => await next
+          }
+        }
+      }
+      // an empty file is one empty leaf, like the fixed-size chunker makes it
+      if (leaves === 0 || length > 0) cut()
+      while (window.length > 0) {
+        const next = window.shift() as Promise<BufferImporterResult>
+        yield async () => await next
+      }
+    } finally {
+      // abandoned (an error or an abort): let the writes in flight settle before the caller moves on
+      await Promise.allSettled(window)
+    }
+  }
+}
+
+/** The chunking happens in `leafImporter`, on the source's own buffers. */
+const passThrough: Chunker = (source) => source
+
+const EMPTY = new Uint8Array(0)
+
+function noop (): void {}
 
 /**
  * Imports files and directories as UnixFS and yields every entry (files, then directories up to
@@ -63,7 +154,7 @@ export async function * importContent (blockstore: ImportBlockstore, candidates:
   for await (const entry of importer(source(), target, {
     cidVersion: options.cidVersion,
     rawLeaves: options.rawLeaves,
-    chunker: fixedSize({ chunkSize: options.chunkSize }),
+    chunker: passThrough,
     layout: balanced({ maxChildrenPerNode: options.maxChildrenPerNode }),
     shardSplitThresholdBytes: options.shardSplitThresholdBytes,
     shardSplitStrategy: options.shardSplitStrategy ?? 'links-bytes',
@@ -71,7 +162,8 @@ export async function * importContent (blockstore: ImportBlockstore, candidates:
     // Kubo's balanced builder wraps non-raw leaves as UnixFS `file` nodes
     leafType: 'file',
     reduceSingleLeafToSelf: true,
-    blockWriteConcurrency: BLOCK_WRITE_CONCURRENCY,
+    bufferImporter: leafImporter(options, BLOCK_WRITE_CONCURRENCY),
+    blockWriteConcurrency: 1,
     ...(options.fileImportConcurrency == null ? {} : { fileImportConcurrency: options.fileImportConcurrency })
   })) {
     signal?.throwIfAborted()

@@ -58,15 +58,29 @@ function shardOf (key: string): string {
 
 function noop (): void {}
 
-async function collect (bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+/** A block's parts as given: an importer's leaf is the list of upload chunks it was cut from, written with one writev. */
+async function collect (bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
   if (bytes instanceof Uint8Array) {
-    return bytes
+    return [bytes]
   }
   const chunks: Uint8Array[] = []
   for await (const chunk of bytes) {
     chunks.push(chunk)
   }
-  return chunks.length === 1 && chunks[0] != null ? chunks[0] : Buffer.concat(chunks)
+  return chunks
+}
+
+/** writev until every byte is down: a regular file takes all at once, but the call may stop short. */
+async function writeParts (handle: fs.FileHandle, parts: Uint8Array[]): Promise<void> {
+  let rest = parts.filter(p => p.byteLength > 0)
+  while (rest.length > 0) {
+    let { bytesWritten } = await handle.writev(rest)
+    while (rest.length > 0 && bytesWritten >= (rest[0] as Uint8Array).byteLength) {
+      bytesWritten -= (rest[0] as Uint8Array).byteLength
+      rest = rest.slice(1)
+    }
+    if (bytesWritten > 0) rest = [(rest[0] as Uint8Array).subarray(bytesWritten), ...rest.slice(1)]
+  }
 }
 
 function* once (bytes: Uint8Array): Generator<Uint8Array> {
@@ -301,7 +315,7 @@ class FlatfsBlockstore implements FlatBlockstore {
     return cid
   }
 
-  private async write (key: string, data: Uint8Array): Promise<void> {
+  private async write (key: string, data: Uint8Array[]): Promise<void> {
     const file = this.fileOf(key)
     try {
       await fs.access(file)
@@ -309,7 +323,8 @@ class FlatfsBlockstore implements FlatBlockstore {
     } catch {
       // absent: write it
     }
-    const size = data.byteLength
+    let size = 0
+    for (const part of data) size += part.byteLength
     if (this.bytes + this.reserved + size > this.maxBytes) {
       throw new QuotaExceededError(`storing ${size} more bytes would exceed the storage quota of ${this.maxBytes} bytes (${this.bytes} used)`)
     }
@@ -320,7 +335,12 @@ class FlatfsBlockstore implements FlatBlockstore {
       const dir = await this.ensureShard(shardOf(key))
       const tmp = join(dir, `.${key}.${randomBytes(4).toString('hex')}.tmp`)
       try {
-        await fs.writeFile(tmp, data, { flag: 'wx' })
+        const handle = await fs.open(tmp, 'wx')
+        try {
+          await writeParts(handle, data)
+        } finally {
+          await handle.close()
+        }
         await fs.rename(tmp, file)
       } catch (err) {
         await fs.rm(tmp, { force: true }).catch(noop)
