@@ -6,7 +6,7 @@ import * as json from 'multiformats/codecs/json'
 import * as dagPb from '@ipld/dag-pb'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
-import { concatBytes, hasherTable, readBlock, verifyBlock } from '../content/blocks.ts'
+import { blockLinks, concatBytes, hasherTable, readBlock, verifyBlock } from '../content/blocks.ts'
 import { walkDag } from '../content/dag-walk.ts'
 import { BlockMissingError } from '../content/errors.ts'
 import { NotPinnedError, PinManagerStoppedError, PinnedRecursivelyError } from './errors.ts'
@@ -14,7 +14,7 @@ import type { AbortOptions } from 'abort-error'
 import type { AbstractLevel, AbstractSublevel, AbstractBatchOperation, AbstractBatchOptions } from 'abstract-level'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
 import type { RepoBlockstore, BlockLeases, Lease } from '../store/types.ts'
-import type { Pin, PinAddOptions, PinListed, PinListType, PinManager, PinType, PinVerifyResult } from './types.ts'
+import type { KnownBlock, Pin, PinAddOptions, PinListed, PinListType, PinManager, PinType, PinVerifyResult } from './types.ts'
 
 /** Any `level`-family database (a root `Level` or a sublevel of one). */
 export type PinDb = AbstractLevel<any, string, any>
@@ -87,6 +87,43 @@ function pinKey (cid: CID): string {
 function memKey (cid: CID): string {
   const mh = cid.multihash.bytes
   return Buffer.from(mh.buffer, mh.byteOffset, mh.byteLength).toString('latin1')
+}
+
+/** Distinct per CID, like the walker's `cid.toString()` keys, without the base32 pass. */
+function cidKey (cid: CID): string {
+  const b = cid.bytes
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
+}
+
+/**
+ * The walker's order (depth-first pre-order, links in encoding order, each CID once, identity
+ * CIDs followed but not listed), reading only blocks that can link: a raw block the caller
+ * just wrote and hashed is taken with its known size, so an add's pin does not re-read its file.
+ */
+async function * walkKnown (store: Pick<RepoBlockstore, 'get'>, lease: Lease, root: CID, known: Iterable<KnownBlock>, signal: AbortSignal): AsyncGenerator<{ cid: CID, size: number }> {
+  const sizes = new Map<string, number>()
+  for (const block of known) {
+    if (block.cid.code === raw.code) sizes.set(cidKey(block.cid), block.size)
+  }
+  const seen = new Set<string>()
+  const stack: CID[] = [root]
+  while (stack.length > 0) {
+    signal.throwIfAborted()
+    const cid = stack.pop() as CID
+    const key = cidKey(cid)
+    if (seen.has(key)) continue
+    seen.add(key)
+    const size = cid.multihash.code === IDENTITY ? undefined : sizes.get(key)
+    if (size != null) {
+      lease.add(cid)
+      yield { cid, size }
+      continue
+    }
+    const bytes = await readBlock(store, cid, { signal })
+    const links = blockLinks(cid, bytes)
+    for (let i = links.length - 1; i >= 0; i--) stack.push(links[i] as CID)
+    if (cid.multihash.code !== IDENTITY) yield { cid, size: bytes.byteLength }
+  }
 }
 
 function chunkKey (key: string, n: number): string {
@@ -214,7 +251,13 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
       const store = leasedBlockstore(lease)
       const cids: CID[] = []
       let bytes = 0
-      if (recursive) {
+      if (recursive && options.knownBlocks != null) {
+        for await (const block of walkKnown(store, lease, cid, options.knownBlocks, signal)) {
+          cids.push(block.cid)
+          bytes += block.size
+          options.onProgress?.(cids.length, bytes)
+        }
+      } else if (recursive) {
         for await (const block of walk(store, cid, { signal })) {
           cids.push(block.cid)
           bytes += block.bytes.byteLength

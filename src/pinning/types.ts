@@ -22,6 +22,17 @@ export interface PinAddOptions extends AbortOptions {
   metadata?: Record<string, string>
   /** After each block is stored: distinct blocks and bytes so far. */
   onProgress?(blocksSeen: number, bytesSeen: number): void
+  /**
+   * Blocks the caller has just written and hashed (an add): raw blocks listed here are taken with
+   * their size instead of being read back. The DAG is still walked through its linking nodes, so
+   * the pin holds exactly the blocks its root reaches; a raw block not listed is read as usual.
+   */
+  knownBlocks?: Iterable<KnownBlock>
+}
+
+export interface KnownBlock {
+  cid: CID
+  size: number
 }
 
 export interface PinListed {

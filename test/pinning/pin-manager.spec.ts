@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { CID } from 'multiformats/cid'
 import { createHarness, collect, keys, makeDag, pbNode, rawBlock } from './utils.ts'
 import type { Harness } from './utils.ts'
-import type { PinDb } from '../../src/pinning/pin-manager.ts'
+import type { PinDb, PinManagerComponents } from '../../src/pinning/pin-manager.ts'
 
 async function expectCode (p: Promise<unknown> | AsyncIterable<unknown>, code: string): Promise<Error> {
   try {
@@ -295,6 +295,81 @@ describe('pin manager durability', () => {
       await h.pins.rm(dag.root).then(() => events.push('rm-resolved'))
       expect(events).toEqual(['batch-start', 'batch-done', 'rm-resolved'])
       expect(batches).toEqual([{ sync: true }])
+    } finally {
+      await h.close()
+    }
+  })
+})
+
+describe('pin manager with known blocks (an add\'s own leaves)', () => {
+  it('lists the DAG in the walker\'s order, reading only the blocks that link', async () => {
+    const reads: CID[] = []
+    const spy = (store: PinManagerComponents['blockstore']): PinManagerComponents['blockstore'] => ({
+      get: (cid, options) => { reads.push(cid); return store.get(cid, options) },
+      has: async (cid, options) => await store.has(cid, options),
+      sync: async (options) => { await store.sync(options) }
+    })
+    const h = await createHarness({ chunkSize: 7 }, { wrapBlockstore: spy })
+    try {
+      const a = await makeDag(h.blockstore, 'a', 12)
+      const b = await makeDag(h.blockstore, 'b', 3)
+      // two levels, a leaf shared by both subtrees, and one leaf directly under the root
+      const root = await pbNode(h.blockstore, [a.root, b.root, a.blocks[2] as CID])
+      const walked = await h.pins.add(root.cid, { name: 'w' })
+      const walkedList = await collect(h.pins.reachable())
+      await h.pins.rm(root.cid)
+      reads.length = 0
+
+      const leaves = [...a.blocks.slice(1), ...b.blocks.slice(1)]
+      const known = await Promise.all(leaves.map(async cid => ({ cid, size: (await h.blockstore.size?.(cid)) ?? 100 })))
+      const pin = await h.pins.add(root.cid, { name: 'k', knownBlocks: known })
+      expect({ ...pin, created: 0, name: 'w' }).toEqual({ ...walked, created: 0 })
+      expect(await collect(h.pins.reachable())).toEqual(walkedList)
+      expect(keys(reads)).toEqual(keys([root.cid, a.root, b.root]))
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('reads a raw block it was not told of, so a missing one still fails the pin', async () => {
+    const h = await createHarness()
+    try {
+      const dag = await makeDag(h.blockstore, 'm', 4)
+      const unlisted = dag.blocks[3] as CID
+      const known = dag.blocks.slice(1).filter(c => !c.equals(unlisted)).map(cid => ({ cid, size: 100 }))
+      await h.blockstore.delete(unlisted)
+      await expectCode(h.pins.add(dag.root, { knownBlocks: known }), 'ERR_BLOCK_MISSING')
+      expect(await h.pins.get(dag.root)).toBeUndefined()
+      // a block the caller wrote but the root does not reach is not pinned
+      const stray = await rawBlock(h.blockstore, new TextEncoder().encode('stray'))
+      const other = await makeDag(h.blockstore, 'o', 2)
+      const pin = await h.pins.add(other.root, { knownBlocks: [...other.blocks.slice(1), stray].map(cid => ({ cid, size: 100 })) })
+      expect(pin.blocks).toBe(3)
+      expect(keys(await collect(h.pins.reachable()))).toEqual(keys(other.blocks))
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('still syncs the blocks before it writes the record', async () => {
+    const events: string[] = []
+    const h = await createHarness()
+    try {
+      const realSync = h.blockstore.sync.bind(h.blockstore)
+      h.blockstore.sync = async (options) => {
+        events.push('sync-start')
+        await new Promise(resolve => setTimeout(resolve, 50))
+        await realSync(options)
+        events.push('sync-done')
+      }
+      const dag = await makeDag(h.blockstore, 's', 5)
+      const pending = h.pins.add(dag.root, { knownBlocks: dag.blocks.slice(1).map(cid => ({ cid, size: 100 })) })
+      // no record before the sync finished
+      await new Promise(resolve => setTimeout(resolve, 20))
+      expect(await h.pins.get(dag.root)).toBeUndefined()
+      await pending.then(() => events.push('add-resolved'))
+      expect(events).toEqual(['sync-start', 'sync-done', 'add-resolved'])
+      expect((await h.pins.get(dag.root))?.blocks).toBe(6)
     } finally {
       await h.close()
     }
