@@ -3,6 +3,7 @@ import type { Lease } from '../store/types.ts'
 import type { MultipartFile } from '@fastify/multipart'
 import type { FastifyRequest } from 'fastify'
 import type { Blockstore } from 'interface-blockstore'
+import type { CID } from 'multiformats/cid'
 
 /** One file or directory of a multipart upload, as kubo-rpc-client and `ipfs` send them. */
 export interface UploadEntry {
@@ -127,12 +128,21 @@ export async function readSingleUpload (request: FastifyRequest, maxBytes: numbe
   return result
 }
 
-/** A put-only view of the blockstore that leases every block before writing it, so GC keeps it. */
-export function leasedWriter (blockstore: Pick<Blockstore, 'put'>, lease: Lease): Pick<Blockstore, 'put'> {
+/**
+ * A put-only view of the blockstore that leases every block before writing it, so GC keeps it.
+ * `written` is told of each block once it is stored (an add's pin takes them from there).
+ */
+export function leasedWriter (blockstore: Pick<Blockstore, 'put'>, lease: Lease, written?: (cid: CID, size: number) => void): Pick<Blockstore, 'put'> {
   return {
     put: async (cid, bytes, options) => {
       lease.add(cid)
-      return blockstore.put(cid, bytes, options)
+      const stored = await blockstore.put(cid, bytes, options)
+      if (written != null) {
+        // a leaf may come as the list of chunks it was cut from; a one-shot iterable has no size to tell
+        if (bytes instanceof Uint8Array) written(cid, bytes.byteLength)
+        else if (Array.isArray(bytes)) written(cid, bytes.reduce((n: number, part: Uint8Array) => n + part.byteLength, 0))
+      }
+      return stored
     }
   }
 }

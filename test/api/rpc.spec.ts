@@ -123,6 +123,42 @@ describe('api over HTTP with kubo-rpc-client', () => {
     expect(Buffer.compare(Buffer.from(slice), Buffer.from(data.subarray(1_000_000, 1_300_000)))).toBe(0)
   })
 
+  it('pins an add from the leaves it wrote: no leaf read back, the same pin a walk makes', async () => {
+    // unaligned upload pieces across 1 MiB leaves, and a leaf that repeats
+    const size = 5 * 1024 * 1024 + 777
+    const data = new Uint8Array(size)
+    let x = 2463534242
+    for (let i = 0; i < size; i++) {
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5
+      data[i] = i < 2 * 1024 * 1024 ? 7 : x & 0xff
+    }
+    const source = async function * () {
+      for (let i = 0; i < size; i += 65_537) yield data.subarray(i, i + 65_537)
+    }
+    const store = stack.components.blockstore
+    const reads: CID[] = []
+    const get = store.get.bind(store)
+    store.get = (cid, options) => { reads.push(cid); return get(cid, options) }
+    let result
+    try {
+      result = await client.add({ path: 'leaves.bin', content: source() })
+    } finally {
+      store.get = get
+    }
+    expect(reads.filter(cid => cid.code === raw.code)).toEqual([])
+    const known = await stack.components.pins.get(result.cid)
+    // the root, the repeated leaf once and four more
+    expect(known).toMatchObject({ type: 'recursive', blocks: 6 })
+    expect(known?.bytes).toBeGreaterThan(size - 1024 * 1024)
+    const list = await all(stack.components.pins.reachable())
+    // the same record from a full walk of what is on disk
+    await stack.components.pins.rm(result.cid)
+    const walked = await stack.components.pins.add(result.cid)
+    expect(walked).toMatchObject({ blocks: known?.blocks, bytes: known?.bytes })
+    expect(await all(stack.components.pins.reachable())).toEqual(list)
+    expect(Buffer.compare(Buffer.from(concatBytes(await all(client.cat(result.cid)))), Buffer.from(data))).toBe(0)
+  })
+
   it('adds a directory tree; ls lists it with Kubo types; get returns a tar', async () => {
     const entries = await all(client.addAll([
       { path: 'site/index.html', content: enc.encode('<h1>hi</h1>') },

@@ -1,3 +1,4 @@
+import * as raw from 'multiformats/codecs/raw'
 import { importContent } from '../../content/import.ts'
 import { parseChunker } from '../../content/profiles.ts'
 import { requestSignal, streamHeaders, ndjson } from '../args.ts'
@@ -5,6 +6,7 @@ import { MissingUploadError, NotSupportedError } from '../errors.ts'
 import { leasedWriter, uploadEntries } from '../upload.ts'
 import { q, query, rpc } from './rpc.ts'
 import type { ImportOptions } from '../../content/types.ts'
+import type { KnownBlock } from '../../pinning/types.ts'
 import type { RouteOptions } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
 import type { CID } from 'multiformats/cid'
@@ -106,10 +108,15 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
         }
         const lines: AddLine[] = []
         const roots: CID[] = []
+        // the file leaves this add wrote and hashed: the pin lists them without reading them back
+        const written: KnownBlock[] = []
         let sawEntry = false
         try {
           // one file at a time: busboy yields the next part only once this one was read
-          const source = importContent(leasedWriter(components.blockstore, lease), candidates(), { ...importOptions, fileImportConcurrency: 1, signal: controller.signal })
+          const writer = leasedWriter(components.blockstore, lease, (cid, size) => {
+            if (cid.code === raw.code) written.push({ cid, size })
+          })
+          const source = importContent(writer, candidates(), { ...importOptions, fileImportConcurrency: 1, signal: controller.signal })
           for await (const entry of source) {
             sawEntry = true
             // Kubo names a nameless file by its CID; the wrapping directory keeps ''
@@ -130,7 +137,7 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
         if (!importOptions.onlyHash) {
           if (pin) {
             for (const root of uniqueCids(roots)) {
-              await components.pins.add(root, { ...(qs['pin-name'] == null ? {} : { name: qs['pin-name'] }), signal: controller.signal })
+              await components.pins.add(root, { ...(qs['pin-name'] == null ? {} : { name: qs['pin-name'] }), knownBlocks: written, signal: controller.signal })
             }
           } else {
             await components.blockstore.sync({ signal: controller.signal })
