@@ -2,6 +2,7 @@ import { PoolProtocolError, PoolRequestRefusedError, TransferTooLargeError } fro
 import { fetchDag } from './transfer.ts'
 import { abortStream, decodePinRequest, encodeMessage, encodeReceipt, exchange, messageStream, MESSAGE_VERSION, PIN_PROTOCOL, parseCids } from './messages.ts'
 import type { PinItemResult, PinProtocolRequest, PinProtocolResponse, Refusal } from './messages.ts'
+import type { FetchedDag } from './transfer.ts'
 import type { PinDb } from '../pin-manager.ts'
 import type { PinManager } from '../types.ts'
 import type { BlockLeases, RepoBlockstore } from '../../store/types.ts'
@@ -188,16 +189,19 @@ export function createPinServer (components: PinServerComponents, init: PinServe
         existing.set(item.cid.toString(), pin != null)
         if (pin == null) missing.push(item.cid)
       }
+      // what the transfer hashed and proved complete, so each pin need not read its file back
+      const fetched = new Map<string, FetchedDag>()
       if (missing.length > 0) {
         try {
-          await fetchDag({ libp2p, blockstore }, job.peer, { roots: missing, maxBytes: total, lease, signal })
+          const result = await fetchDag({ libp2p, blockstore }, job.peer, { roots: missing, maxBytes: total, lease, signal })
+          for (const dag of result.dags) fetched.set(dag.root.toString(), dag)
         } catch (err) {
           const reason: Refusal = err instanceof TransferTooLargeError ? 'too-large' : 'fetch-failed'
           for (const item of job.items) results.set(item.cid.toString(), { ok: false, reason })
           return results
         }
       }
-      // each pin walks local blocks now; several at once share the blockstore's group-commit sync
+      // several pins at once share the blockstore's group-commit sync
       let next = 0
       const worker = async (): Promise<void> => {
         while (next < job.items.length) {
@@ -206,7 +210,8 @@ export function createPinServer (components: PinServerComponents, init: PinServe
           const key = item.cid.toString()
           try {
             if (existing.get(key) !== true) {
-              await pins.add(item.cid, { signal, metadata: { [REPLICA_META_KEY]: 'replica' } })
+              const knownBlocks = fetched.get(key)?.blocks
+              await pins.add(item.cid, { signal, metadata: { [REPLICA_META_KEY]: 'replica' }, ...(knownBlocks == null ? {} : { knownBlocks }) })
             }
             const pinnedAt = Date.now()
             await withPeerLock(peer, async () => {

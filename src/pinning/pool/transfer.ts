@@ -182,10 +182,10 @@ export interface FetchDagOptions extends AbortOptions {
   maxBlockBytes?: number
 }
 
-/** One fetched root's DAG: its distinct blocks in `walkDag` order (what a pin record lists). */
+/** One fetched root's DAG: its distinct blocks in `walkDag` order (what a pin record lists), each hashed on arrival. */
 export interface FetchedDag {
   root: CID
-  cids: CID[]
+  blocks: Array<{ cid: CID, size: number }>
   bytes: number
 }
 
@@ -289,8 +289,8 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
       let block: Uint8Array
       try {
         const rest = CID.decodeFirst(section)[1]
-        // a copy: the decoded CID's bytes are a view that would keep the whole section alive
-        cid = CID.decode(section.slice(0, section.byteLength - rest.byteLength))
+        // a copy (not Buffer#slice, which is a view): the decoded CID's bytes would keep the whole section alive
+        cid = CID.decode(new Uint8Array(section.subarray(0, section.byteLength - rest.byteLength)))
         block = rest
       } catch (err) {
         throw new CarInvalidError(`a section does not start with a CID: ${(err as Error).message}`, { cause: err })
@@ -305,7 +305,7 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
       if (bytes > maxBytes) throw new TransferTooLargeError(maxBytes)
       expected.delete(key)
       // link CIDs decoded from the block are views of it too; copies keep only the block's writer holding it
-      const links = followLinks ? blockLinks(cid, block).map(link => CID.decode(link.bytes.slice())) : []
+      const links = followLinks ? blockLinks(cid, block).map(link => CID.decode(new Uint8Array(link.bytes))) : []
       received.set(key, { cid, size: block.byteLength, links })
       for (const link of links) expect(link)
       blocks++
@@ -335,7 +335,7 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
 function walkOrder (received: ReadonlyMap<string, Received>, root: CID): FetchedDag {
   const seen = new Set<string>()
   const stack: CID[] = [root]
-  const cids: CID[] = []
+  const blocks: FetchedDag['blocks'] = []
   let bytes = 0
   while (stack.length > 0) {
     const cid = stack.pop() as CID
@@ -346,11 +346,11 @@ function walkOrder (received: ReadonlyMap<string, Received>, root: CID): Fetched
     if (node == null) throw new TransferIncompleteError(`the holder did not send ${key}`)
     for (let i = node.links.length - 1; i >= 0; i--) stack.push(node.links[i] as CID)
     if (cid.multihash.code !== IDENTITY_CODE) {
-      cids.push(node.cid)
+      blocks.push({ cid: node.cid, size: node.size })
       bytes += node.size
     }
   }
-  return { root, cids, bytes }
+  return { root, blocks, bytes }
 }
 
 /** sha2-256 (nearly every block) in one native call; other functions through the shared hasher table. */
