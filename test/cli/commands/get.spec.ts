@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tar from 'tar-stream'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { extractTar, safeSegments } from '../../../src/cli/commands/get.ts'
+import { extractTar, safeSegments, writeBatched } from '../../../src/cli/commands/get.ts'
 
 interface TarEntry {
   name: string
@@ -98,5 +98,63 @@ describe('get: tar extraction', () => {
     expect(safeSegments('a/./b//c')).toEqual(['a', 'b', 'c'])
     expect(() => safeSegments('C:/x')).toThrow(/absolute/)
     expect(() => safeSegments('a/..')).toThrow(/\.\./)
+  })
+})
+
+describe('get: batched file writes', () => {
+  const pattern = (length: number, seed: number): Buffer => {
+    const out = Buffer.alloc(length)
+    for (let i = 0; i < length; i++) out[i] = (i * 31 + seed) & 0xff
+    return out
+  }
+
+  it('extracts a multi-MiB file sent in small chunks byte for byte, in ~1 MiB writes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pinbox-cli-get-'))
+    try {
+      const data = pattern(5 * 1024 * 1024 + 123, 7)
+      const pack = tar.pack()
+      pack.entry({ name: 'bafkBIG', size: data.length }, data)
+      pack.finalize()
+      // re-chunk the archive into 60 KiB pieces, as a socket would hand them over
+      async function * pieces (): AsyncGenerator<Uint8Array> {
+        for await (const chunk of pack as AsyncIterable<Buffer>) {
+          for (let i = 0; i < chunk.length; i += 60 * 1024) yield chunk.subarray(i, i + 60 * 1024)
+        }
+      }
+      const out = join(dir, 'big.bin')
+      expect(await extractTar(pieces(), out)).toEqual({ files: 1, directories: 0, bytes: data.length })
+      expect((await readFile(out)).equals(data)).toBe(true)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('gathers chunks into few writev calls, finishes short writes and reports write errors', async () => {
+    const written: Buffer[] = []
+    let writevCalls = 0
+    const fh = {
+      writev: async (chunks: Uint8Array[]) => {
+        writevCalls++
+        // a short write: only half of every batch goes down
+        const all = Buffer.concat(chunks)
+        const half = Math.floor(all.length / 2)
+        written.push(all.subarray(0, half))
+        return { bytesWritten: half, buffers: chunks }
+      },
+      write: async (chunk: Uint8Array) => {
+        written.push(Buffer.from(chunk))
+        return { bytesWritten: chunk.byteLength, buffer: chunk }
+      }
+    }
+    const data = pattern(3 * 1024 * 1024, 9)
+    async function * source (): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < data.length; i += 64 * 1024) yield data.subarray(i, i + 64 * 1024)
+    }
+    expect(await writeBatched(fh as never, source())).toBe(data.length)
+    expect(Buffer.concat(written).equals(data)).toBe(true)
+    expect(writevCalls).toBe(3)
+
+    const failing = { writev: async () => { throw Object.assign(new Error('disk full'), { code: 'ENOSPC' }) }, write: fh.write }
+    await expect(writeBatched(failing as never, source())).rejects.toMatchObject({ code: 'ENOSPC' })
   })
 })
