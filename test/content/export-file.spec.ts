@@ -5,7 +5,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { cat, get } from '../../src/content/export.ts'
+import { cat, get, tarStream } from '../../src/content/export.ts'
 import { importContent } from '../../src/content/import.ts'
 import { resolveImportOptions } from '../../src/content/profiles.ts'
 import { walkDag } from '../../src/content/dag-walk.ts'
@@ -141,6 +141,16 @@ describe('cat of a UnixFS file (the store-direct path)', () => {
     const entries = []
     for await (const entry of get(store, file)) entries.push(entry)
     expect(await collect(entries[0]!.content!())).toEqual(data)
+    // and the tar of `get` passes those same arrays through: piped, never gathered into a copy
+    returned.clear()
+    let passedThrough = 0
+    let tarBytes = 0
+    for await (const chunk of tarStream(get(store, file))) {
+      if (returned.has(chunk)) passedThrough++
+      tarBytes += chunk.byteLength
+    }
+    expect(passedThrough).toBe(40)
+    expect(tarBytes).toBe(512 + 40_000 + (512 - 40_000 % 512) + 1024)
   })
 
   it('names a missing leaf with ERR_BLOCK_MISSING, and reads ranges that do not need it', async () => {
