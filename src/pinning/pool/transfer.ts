@@ -1,9 +1,10 @@
-import { hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { DEFAULT_MAX_BLOCK_BYTES, encodeCarHeader, exportCar } from '../../content/car.ts'
-import { blockLinks, IDENTITY_CODE, readBlock, verifyBlock } from '../../content/blocks.ts'
+import { blockLinks, concatBytes, IDENTITY_CODE, readBlock, verifyBlock } from '../../content/blocks.ts'
 import { BlockHashMismatchError, BlockTooLargeError, CarInvalidError, CarTruncatedError } from '../../content/errors.ts'
 import { PoolProtocolError, TransferIncompleteError, TransferTooLargeError } from '../errors.ts'
 import { abortStream, DAG_PROTOCOL, decodeDagRequest, encodeMessage, messageStream, MESSAGE_VERSION, parseCids } from './messages.ts'
@@ -243,7 +244,7 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
 
   const inFlight = new Set<Promise<void>>()
   let writeError: unknown
-  const store = async (cid: CID, block: Uint8Array): Promise<void> => {
+  const store = async (cid: CID, block: Uint8Array[]): Promise<void> => {
     lease.add(cid)
     if (options.overwrite === true) {
       await blockstore.delete(cid)
@@ -253,7 +254,7 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
     await blockstore.put(cid, block)
     written.push(cid)
   }
-  const schedule = async (cid: CID, block: Uint8Array): Promise<void> => {
+  const schedule = async (cid: CID, block: Uint8Array[]): Promise<void> => {
     while (inFlight.size >= WRITE_CONCURRENCY) await Promise.race(inFlight)
     if (writeError != null) throw writeError
     const p: Promise<void> = store(cid, block)
@@ -284,29 +285,34 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
         throw new BlockTooLargeError(cid, length - cid.bytes.length, maxBlockBytes)
       }
       if (!await car.fill(length)) throw new CarTruncatedError(blocks)
-      const section = car.take(length)
+      // the block as views of the received chunks: hashed piece by piece and written with one writev, never copied
+      const section = car.takeParts(length)
       let cid: CID
-      let block: Uint8Array
+      let block: Uint8Array[]
       try {
-        const rest = CID.decodeFirst(section)[1]
-        // a copy (not Buffer#slice, which is a view): the decoded CID's bytes would keep the whole section alive
-        cid = CID.decode(new Uint8Array(section.subarray(0, section.byteLength - rest.byteLength)))
-        block = rest
+        const head = headOf(section, Math.min(length, MAX_CID_BYTES))
+        const cidLength = head.byteLength - CID.decodeFirst(head)[1].byteLength
+        // a copy: a decoded CID's multihash is a view that would keep its chunk alive for as long as the CID lives
+        cid = CID.decode(new Uint8Array(head.subarray(0, cidLength)))
+        block = dropBytes(section, cidLength)
       } catch (err) {
         throw new CarInvalidError(`a section does not start with a CID: ${(err as Error).message}`, { cause: err })
       }
-      if (block.byteLength > maxBlockBytes) throw new BlockTooLargeError(cid, block.byteLength, maxBlockBytes)
+      const blockLength = length - cid.bytes.byteLength
+      if (blockLength > maxBlockBytes) throw new BlockTooLargeError(cid, blockLength, maxBlockBytes)
       const key = cid.toString()
       if (!expected.has(key)) {
         throw new PoolProtocolError(`the holder sent ${key}, which no asked DAG links to (or sent it twice)`)
       }
       if (!await blockMatches(cid, block)) throw new BlockHashMismatchError(cid, blocks)
-      bytes += block.byteLength
+      bytes += blockLength
       if (bytes > maxBytes) throw new TransferTooLargeError(maxBytes)
       expected.delete(key)
       // link CIDs decoded from the block are views of it too; copies keep only the block's writer holding it
-      const links = followLinks ? blockLinks(cid, block).map(link => CID.decode(new Uint8Array(link.bytes))) : []
-      received.set(key, { cid, size: block.byteLength, links })
+      const links = followLinks && cid.code !== raw.code
+        ? blockLinks(cid, joined(block)).map(link => CID.decode(new Uint8Array(link.bytes)))
+        : []
+      received.set(key, { cid, size: blockLength, links })
       for (const link of links) expect(link)
       blocks++
       if (cid.multihash.code !== IDENTITY_CODE) await schedule(cid, block)
@@ -353,12 +359,40 @@ function walkOrder (received: ReadonlyMap<string, Received>, root: CID): Fetched
   return { root, blocks, bytes }
 }
 
-/** sha2-256 (nearly every block) in one native call; other functions through the shared hasher table. */
-async function blockMatches (cid: CID, block: Uint8Array): Promise<boolean> {
-  if (cid.multihash.code !== SHA2_256) return await verifyBlock(cid, block)
-  const digest = hash('sha256', block, 'buffer')
+/** sha2-256 (nearly every block) natively over the pieces; other functions through the shared hasher table. */
+async function blockMatches (cid: CID, block: Uint8Array[]): Promise<boolean> {
+  if (cid.multihash.code !== SHA2_256) return await verifyBlock(cid, joined(block))
+  const hasher = createHash('sha256')
+  for (const part of block) hasher.update(part)
+  const digest = hasher.digest()
   const expected = cid.multihash.digest
   return expected.byteLength <= digest.byteLength && digest.subarray(0, expected.byteLength).equals(expected)
+}
+
+function joined (parts: Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0] as Uint8Array : concatBytes(parts)
+}
+
+/** The first `n` bytes of `parts` in one array (a view when the first part holds them). */
+function headOf (parts: Uint8Array[], n: number): Uint8Array {
+  const first = parts[0]
+  if (first != null && first.byteLength >= n) return first.subarray(0, n)
+  return concatBytes(parts).subarray(0, n)
+}
+
+/** `parts` without their first `n` bytes, as views. */
+function dropBytes (parts: Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let skip = n
+  for (const part of parts) {
+    if (skip >= part.byteLength) {
+      skip -= part.byteLength
+      continue
+    }
+    out.push(skip > 0 ? part.subarray(skip) : part)
+    skip = 0
+  }
+  return out
 }
 
 async function readCarHeader (car: SectionReader): Promise<void> {
@@ -445,7 +479,21 @@ class SectionReader {
     return out
   }
 
-  /** `n` buffered bytes (call `fill(n)` first). */
+  /** `n` buffered bytes as views of the chunks they arrived in (call `fill(n)` first). */
+  takeParts (n: number): Uint8Array[] {
+    const out: Uint8Array[] = []
+    let left = n
+    while (left > 0) {
+      const chunk = this.chunks[0] as Uint8Array
+      const part = chunk.subarray(this.offset, this.offset + Math.min(left, chunk.byteLength - this.offset))
+      out.push(part)
+      left -= part.byteLength
+      this.skip(part.byteLength)
+    }
+    return out
+  }
+
+  /** `n` buffered bytes in one array (call `fill(n)` first). */
   take (n: number): Uint8Array {
     const first = this.chunks[0]
     if (first != null && first.byteLength - this.offset >= n) {
