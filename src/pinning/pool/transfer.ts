@@ -377,7 +377,15 @@ function joined (parts: Uint8Array[]): Uint8Array {
 function headOf (parts: Uint8Array[], n: number): Uint8Array {
   const first = parts[0]
   if (first != null && first.byteLength >= n) return first.subarray(0, n)
-  return concatBytes(parts).subarray(0, n)
+  const out = new Uint8Array(n)
+  let filled = 0
+  for (const part of parts) {
+    if (filled >= n) break
+    const piece = part.subarray(0, n - filled)
+    out.set(piece, filled)
+    filled += piece.byteLength
+  }
+  return out.subarray(0, filled)
 }
 
 /** `parts` without their first `n` bytes, as views. */
