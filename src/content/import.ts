@@ -42,13 +42,38 @@ const discardingBlockstore: ImportBlockstore = {
  * cut, while the next one is read, with up to `concurrency` in flight. The importer's chunker is a
  * pass-through and its batch size 1, so it only takes the results in order.
  */
-function leafImporter (options: Pick<ImportOptions, 'cidVersion' | 'rawLeaves' | 'chunkSize'>, concurrency: number): BufferImporter {
+function leafImporter (options: Pick<ImportContentOptions, 'cidVersion' | 'rawLeaves' | 'chunkSize' | 'releaseChunks'>, concurrency: number): BufferImporter {
   const { chunkSize, rawLeaves } = options
   return async function * (file, blockstore) {
     const window: Array<Promise<BufferImporterResult>> = []
     let leaves = 0
+    // releaseChunks: a chunk that is its buffer's only view is freed once every leaf holding part of it is written
+    const holds = new Map<ArrayBufferLike, number>()
+    const hold = (buffer: ArrayBufferLike): void => {
+      const n = holds.get(buffer)
+      if (n != null) holds.set(buffer, n + 1)
+    }
+    const drop = (buffer: ArrayBufferLike): void => {
+      const n = holds.get(buffer)
+      if (n == null) return
+      if (n > 1) {
+        holds.set(buffer, n - 1)
+        return
+      }
+      holds.delete(buffer)
+      // detaching frees the memory now instead of at the next full GC, which an upload of 64 KiB
+      // socket buffers otherwise triggers every 64 MB
+      if (buffer instanceof ArrayBuffer) (buffer as ArrayBuffer & { transfer(length: number): ArrayBuffer }).transfer(0)
+    }
 
     const persist = async (parts: Uint8Array[], length: number, hash: Hash | undefined, index: number): Promise<BufferImporterResult> => {
+      try {
+        return await write(parts, length, hash, index)
+      } finally {
+        for (const part of parts) drop(part.buffer)
+      }
+    }
+    const write = async (parts: Uint8Array[], length: number, hash: Hash | undefined, index: number): Promise<BufferImporterResult> => {
       if (rawLeaves && hash != null) {
         const cid = CID.createV1(raw.code, Digest.create(sha256.code, hash.digest()))
         // the importer keeps a file's first leaf (one leaf may become the file itself) and drops the rest
@@ -79,12 +104,18 @@ function leafImporter (options: Pick<ImportOptions, 'cidVersion' | 'rawLeaves' |
 
     try {
       for await (const chunk of file.content) {
+        const source = chunk.buffer
+        if (options.releaseChunks === true && chunk.byteOffset === 0 && chunk.byteLength === source.byteLength && chunk.byteLength > 0) {
+          // held by the loop below until the chunk is cut up
+          holds.set(source, 1)
+        }
         let rest = chunk
         while (rest.byteLength > 0) {
           const take = Math.min(rest.byteLength, chunkSize - length)
           const part = take === rest.byteLength ? rest : rest.subarray(0, take)
           rest = rest.subarray(take)
           parts.push(part)
+          hold(part.buffer)
           hash?.update(part)
           length += take
           if (length < chunkSize) continue
@@ -94,6 +125,7 @@ function leafImporter (options: Pick<ImportOptions, 'cidVersion' | 'rawLeaves' |
             yield async () => await next
           }
         }
+        drop(source)
       }
       // an empty file is one empty leaf, like the fixed-size chunker makes it
       if (leaves === 0 || length > 0) cut()
@@ -115,11 +147,19 @@ const EMPTY = new Uint8Array(0)
 
 function noop (): void {}
 
+export interface ImportContentOptions extends ImportOptions {
+  /**
+   * The sources' chunks belong to the import (an upload's socket buffers): a chunk that is the
+   * only view of its buffer has that buffer detached once its leaves are written.
+   */
+  releaseChunks?: boolean
+}
+
 /**
  * Imports files and directories as UnixFS and yields every entry (files, then directories up to
  * the root, which comes last). Content is streamed chunk by chunk; nothing holds a whole file.
  */
-export async function * importContent (blockstore: ImportBlockstore, candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: ImportOptions): AsyncGenerator<ImportedEntry> {
+export async function * importContent (blockstore: ImportBlockstore, candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: ImportContentOptions): AsyncGenerator<ImportedEntry> {
   const signal = options.signal
   signal?.throwIfAborted()
   let bytesRead = 0

@@ -46,6 +46,44 @@ describe('importContent', () => {
     }
   })
 
+  it('keeps leaves right while writes overlap reading: pieces across leaves, an empty file, CIDv0 leaves', async () => {
+    const data = pseudoRandom(5 * 256 * 1024 + 333, 11)
+    const pieces = (step: number): Uint8Array[] => {
+      const out: Uint8Array[] = []
+      for (let i = 0; i < data.byteLength; i += step) out.push(data.subarray(i, i + step))
+      return out
+    }
+    const options = resolveImportOptions('unixfs-v1-2025', { chunker: 'size-262144' })
+    // one piece larger than a leaf, then small ones: the same file, the same CID
+    const [whole] = await all(importContent(t.store, [{ content: bytesOf(data) }], options))
+    const [small] = await all(importContent(t.store, [{ content: bytesOf(...pieces(10_007)) }], options))
+    expect(small?.cid.toString()).toBe(whole?.cid.toString())
+    expect(await collect(cat(t.store, whole!.cid))).toEqual(data)
+    const v0 = resolveImportOptions('kubo-v0')
+    const [a] = await all(importContent(t.store, [{ content: bytesOf(data) }], v0))
+    const [b] = await all(importContent(t.store, [{ content: bytesOf(...pieces(65_536)) }], v0))
+    expect(b?.cid.toString()).toBe(a?.cid.toString())
+    expect(await collect(cat(t.store, b!.cid))).toEqual(data)
+    const [empty] = await all(importContent(t.store, [{ content: bytesOf() }], options))
+    expect(empty?.cid.toString()).toBe('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
+  })
+
+  it('releaseChunks frees a chunk that is its buffer\'s only view once its leaves are written, and no other', async () => {
+    const data = pseudoRandom(3 * 256 * 1024 + 5, 12)
+    const owned: Uint8Array[] = []
+    for (let i = 0; i < data.byteLength; i += 100_000) owned.push(data.slice(i, i + 100_000))
+    // views into one shared buffer are someone else's: never freed
+    const shared = data.slice()
+    const views = [shared.subarray(0, 400_000), shared.subarray(400_000)]
+    const options = { ...resolveImportOptions('unixfs-v1-2025', { chunker: 'size-262144' }), releaseChunks: true }
+    const [first] = await all(importContent(t.store, [{ content: bytesOf(...owned) }], options))
+    expect(owned.every(chunk => chunk.byteLength === 0)).toBe(true)
+    const [second] = await all(importContent(t.store, [{ content: bytesOf(...views) }], options))
+    expect(second?.cid.toString()).toBe(first?.cid.toString())
+    expect(shared).toEqual(data)
+    expect(await collect(cat(t.store, first!.cid))).toEqual(data)
+  })
+
   it('defaults to CIDv1 raw leaves of 1 MiB: a 3 MiB file is a root over 3 raw leaves', async () => {
     const data = pseudoRandom(3 * 1024 * 1024, 7)
     // feed odd-sized pieces so the chunker, not the source, decides the leaf boundaries
