@@ -23,6 +23,8 @@ export interface UploadOptions {
 }
 
 const DIRECTORY_TYPE = 'application/x-directory'
+/** Bigger than busboy's lookbehind (a boundary is at most 70 bytes). */
+const SMALL_CHUNK = 1024
 
 /** Kubo's clients put mode and mtime in the field name: `file-1?mode=0644&mtime=1&mtime-nsecs=2`. */
 function fieldMeta (fieldname: string): Pick<UploadEntry, 'mode' | 'mtime'> {
@@ -88,7 +90,9 @@ export async function * uploadEntries (request: FastifyRequest, options: UploadO
             throw new BodyTooLargeError(`upload too large: the limit is ${options.maxBytes} bytes`)
           }
           options.onFileProgress?.(path, bytes)
-          yield chunk
+          // busboy hands out views of its small lookbehind buffer, which it goes on using; the add
+          // frees each chunk's buffer once its leaf is written (releaseChunks), so those go as copies
+          yield chunk.byteLength < SMALL_CHUNK ? new Uint8Array(chunk) : chunk
         }
         // busboy flags a file cut at its size limit instead of failing it
         if ((file.file as { truncated?: boolean }).truncated === true) {

@@ -11,6 +11,9 @@ import type { RouteOptions } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
 import type { CID } from 'multiformats/cid'
 
+/** Bytes an add writes between the sync passes it starts while the upload is still coming in. */
+const EARLY_SYNC_BYTES = 64 * 1024 * 1024
+
 interface AddQuery {
   'cid-version'?: number
   'raw-leaves'?: boolean
@@ -110,13 +113,22 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
         const roots: CID[] = []
         // the file leaves this add wrote and hashed: the pin lists them without reading them back
         const written: KnownBlock[] = []
+        let unsynced = 0
+        let early: Promise<void> | undefined
         let sawEntry = false
         try {
           // one file at a time: busboy yields the next part only once this one was read
           const writer = leasedWriter(components.blockstore, lease, (cid, size) => {
             if (cid.code === raw.code) written.push({ cid, size })
+            // fsync what is written while the upload goes on, so the pin's sync finds little left; a
+            // failure here only leaves those files dirty for that final sync, which reports it
+            unsynced += size
+            if (unsynced >= EARLY_SYNC_BYTES && early == null) {
+              unsynced = 0
+              early = components.blockstore.sync().catch(() => {}).finally(() => { early = undefined })
+            }
           })
-          const source = importContent(writer, candidates(), { ...importOptions, fileImportConcurrency: 1, signal: controller.signal })
+          const source = importContent(writer, candidates(), { ...importOptions, fileImportConcurrency: 1, releaseChunks: true, signal: controller.signal })
           for await (const entry of source) {
             sawEntry = true
             // Kubo names a nameless file by its CID; the wrapping directory keeps ''
