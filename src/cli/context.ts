@@ -239,8 +239,12 @@ export function createRpcClient (init: RpcClientInit): RpcClient {
     if (options.body != null) {
       headers['content-type'] = options.body.contentType
       reqInit.body = options.body.stream
-      // Required by fetch for a streamed request body: the upload is never buffered whole.
+      // Required by fetch for a streamed request body.
       reqInit.duplex = 'half'
+      // Without both, fetch clones the request to be able to follow a redirect, and the clone's
+      // unread tee branch keeps every chunk sent: a 1 GiB add held 1.1 GB in the CLI.
+      reqInit.window = null
+      reqInit.redirect = 'error'
     }
     let res: Response
     try {
