@@ -10,6 +10,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
+import { CarBlockIterator } from '@ipld/car'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createNode } from '../../../src/node.ts'
 import { verifyReceipt } from '../../../src/pinning/pool/index.ts'
@@ -157,13 +158,21 @@ describe('replicated pins between pinbox daemons', () => {
   }, 30_000)
 
   it('pin verify --repair restores a corrupted block from a replica', async () => {
-    // corrupt one leaf on A: the flat-file store keeps each block in <shard>/<key>.data
+    // corrupt one leaf of X on A (not a block of other content A holds: then X would verify fine);
+    // the flat-file store keeps each block in <shard>/<key>.data
+    const token = (await readFile(join(A.dir, 'api.token'), 'utf8')).trim()
+    const car = await fetch(`${A.node.info().apiUrl}/dag/export?arg=${X.toString()}`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+    const leaves: string[] = []
+    for await (const { cid } of await CarBlockIterator.fromIterable(car.body as unknown as AsyncIterable<Uint8Array>)) {
+      if (!cid.equals(X)) leaves.push(`${multihashKey(cid)}.data`)
+    }
+    expect(leaves.length).toBeGreaterThan(0)
     const blocksDir = join(A.dir, 'blocks')
     let victim: string | undefined
     for (const shard of await readdir(blocksDir)) {
       if (shard.startsWith('.')) continue
       for (const file of await readdir(join(blocksDir, shard)).catch(() => [] as string[])) {
-        if (file.endsWith('.data') && file !== `${multihashKey(X)}.data`) { victim = join(blocksDir, shard, file); break }
+        if (leaves.includes(file)) { victim = join(blocksDir, shard, file); break }
       }
       if (victim != null) break
     }
