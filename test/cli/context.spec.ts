@@ -4,11 +4,17 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { buildUrl, createRpcClient, parseDuration, resolveApiUrl, resolveRepoPath } from '../../src/cli/context.ts'
+import { encodeMultipart } from '../../src/cli/multipart.ts'
 import { run } from './helpers.ts'
 import { freePort } from '../helpers/daemon.ts'
 
 type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void
+
+setFlagsFromString('--expose-gc')
+const forceGc = runInNewContext('gc') as () => void
 
 describe('RPC client and context', () => {
   let server: Server
@@ -52,8 +58,19 @@ describe('RPC client and context', () => {
       req.on('data', (c: Buffer) => { bytes += c.length })
       req.on('end', () => res.end(JSON.stringify({ Name: '', Hash: 'bafkADDED', Size: String(bytes) }) + '\n'))
     },
-    '/api/v0/slow': () => {}
+    '/api/v0/slow': () => {},
+    // after the whole upload arrived, and before the client has its reply: how many sent chunks live on
+    '/api/v0/upload-kept': (req, res) => {
+      req.resume()
+      req.on('end', () => {
+        setImmediate(() => {
+          forceGc()
+          res.end(JSON.stringify({ kept: sentChunks.filter(ref => ref.deref() != null).length }))
+        })
+      })
+    }
   }
+  const sentChunks: Array<WeakRef<Uint8Array>> = []
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pinbox-cli-context-'))
@@ -112,6 +129,21 @@ describe('RPC client and context', () => {
     const last = seen[seen.length - 1]
     expect(last?.method).toBe('POST')
     expect(last?.auth).toBe('Bearer tok')
+  })
+
+  it('a streamed upload keeps no chunk it has sent (fetch must not tee the body)', async () => {
+    const rpc = createRpcClient({ apiUrl, token: 'tok' })
+    async function * content (): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < 32; i++) {
+        const chunk = new Uint8Array(1024 * 1024).fill(i)
+        sentChunks.push(new WeakRef(chunk))
+        yield chunk
+      }
+    }
+    const reply = await rpc.call<{ kept: number }>('upload-kept', undefined, { body: encodeMultipart([{ path: 'f', content: content() }]) })
+    expect(sentChunks).toHaveLength(32)
+    // a teed body holds all 32 until the reply; a streamed one only what is in flight
+    expect(reply.kept).toBeLessThan(8)
   })
 
   it('turns a Kubo error body into an ApiError carrying its message', async () => {
