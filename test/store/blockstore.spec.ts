@@ -102,6 +102,25 @@ describe('flat-file blockstore', () => {
     expect(store.stat()).toEqual({ blocks: 0, bytes: 0 })
   })
 
+  it('writes a block given as parts (an importer leaf) or as a stream, whole, with the quota on their sum', async () => {
+    const bytes = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff)
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+    // empty and odd-sized parts, views into one buffer
+    await store.put(cid, [bytes.subarray(0, 0), bytes.subarray(0, 65_537), bytes.subarray(65_537, 200_000), bytes.subarray(200_000)])
+    expect(await fs.readFile(fileOf(dir, cid))).toEqual(Buffer.from(bytes))
+    expect(store.stat()).toEqual({ blocks: 1, bytes: 300_000 })
+    const other = bytes.slice(1)
+    const cid2 = CID.createV1(raw.code, await sha256.digest(other))
+    await store.put(cid2, (async function * () { yield other.subarray(0, 10); yield other.subarray(10) })())
+    expect(Buffer.compare((await all(store.get(cid2)))[0] as Uint8Array, other)).toBe(0)
+    await store.close()
+    store = createBlockstore({ path: dir, maxBytes: 700_000 })
+    await store.open()
+    const big = new Uint8Array(200_000).fill(3)
+    const cid3 = CID.createV1(raw.code, await sha256.digest(big))
+    await expect(store.put(cid3, [big.subarray(0, 100_000), big.subarray(100_000)])).rejects.toHaveProperty('code', 'ERR_QUOTA_EXCEEDED')
+  })
+
   it('refuses a put past the quota and writes nothing', async () => {
     await store.close()
     store = createBlockstore({ path: dir, maxBytes: 10 })
