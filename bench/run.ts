@@ -28,7 +28,10 @@ const { values: flags } = parseArgs({
     only: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'gc-runs': { type: 'string', default: '1' },
-    keep: { type: 'boolean', default: false }
+    keep: { type: 'boolean', default: false },
+    // a partial re-run (say `--only startup` after a start-up fix) writes its own section
+    // instead of replacing the full run's table
+    section: { type: 'string' }
   }
 })
 const only = new Set((flags.only ?? PARTS.join(',')).split(',').map(s => s.trim()).filter(Boolean))
@@ -44,7 +47,7 @@ const SIZE = quick
 const BLOCK_SIZE = 1024
 const TMP = join(ROOT, 'bench', 'tmp', quick ? 'core-quick' : 'core')
 const RESULTS = join(ROOT, 'bench', 'results.md')
-const HEADING = '## Storage node core'
+const HEADING = `## ${flags.section ?? 'Storage node core'}`
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b)
