@@ -62,4 +62,9 @@ describe('what start-up loads', { timeout: 60_000 }, () => {
     const { packages } = await loaded('src/rewards/node-rewards.ts')
     expect(packages).not.toContain('ethers')
   })
+
+  it('the whole daemon, its API included, loads no ethers until a chain is configured', async () => {
+    const { packages } = await loaded('src/node.ts')
+    expect(packages).not.toContain('ethers')
+  })
 })

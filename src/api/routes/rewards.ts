@@ -1,4 +1,3 @@
-import { parseEther } from 'ethers'
 import { args, requestSignal } from '../args.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { resolveArg } from '../resolve.ts'
@@ -22,9 +21,14 @@ function positiveInt (value: number | undefined, name: string, max = 65_535): nu
   return value
 }
 
-function tokens (value: string | undefined, name: string): bigint {
+/** A decimal token amount (`1000`, `0.5`) in base units of an 18-decimal ERC-20. */
+export function tokens (value: string | undefined, name: string): bigint {
   if (value == null || !/^\d+(\.\d+)?$/.test(value)) throw new InvalidArgumentError(`${name} must be a token amount like 1000 or 0.5`)
-  return parseEther(value)
+  // 18 decimals by hand: importing ethers here for parseEther costs every daemon ~8 MB and ~160
+  // modules at start-up, whether or not a chain is configured
+  const [whole = '0', frac = ''] = value.split('.')
+  if (frac.length > 18) throw new InvalidArgumentError(`${name} has more than 18 decimals`)
+  return BigInt(whole) * 10n ** 18n + BigInt(frac.padEnd(18, '0'))
 }
 
 /**
