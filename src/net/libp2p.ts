@@ -18,6 +18,8 @@ import type { Libp2pOptions } from 'libp2p'
 export const AMINO_PROTOCOL = '/ipfs/kad/1.0.0'
 /** pinbox's own mDNS service name, so a box never pulls in every Kubo node on the LAN. */
 export const MDNS_SERVICE_TAG = '_pinbox._udp.local'
+/** The most one yamux stream lets its peer send ahead of the reader. */
+export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 
 export function poolDhtProtocol (poolId: string): string {
   return `/pinbox/${poolId}/kad/1.0.0`
@@ -146,7 +148,9 @@ export async function libp2pOptions (components: Libp2pComponents, config: Netwo
     },
     transports: [tcp(), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // yamux grows a stream's window to 16 MiB by default and a paused reader still receives what was granted:
+    // a replica fetch held 2 x 16 MiB per stream; 4 MiB keeps the window above a fast link's bandwidth-delay product
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],
     ...(protector == null ? {} : { connectionProtector: protector }),
     connectionManager: {
       maxConnections: connections.high
