@@ -4,6 +4,7 @@ import { NotPinnedError, ReplicationUnavailableError } from '../../pinning/error
 import { resolveArg, resolveArgs } from '../resolve.ts'
 import { replicaRoutes } from './replicas.ts'
 import { q, query, rpc } from './rpc.ts'
+import type { CID } from 'multiformats/cid'
 import type { PinListType, PinVerifyResult } from '../../pinning/types.ts'
 import type { RouteOptions } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
@@ -12,6 +13,8 @@ const pinsResponse = {
   200: { type: 'object', properties: { Pins: { type: 'array', items: { type: 'string' } } } }
 } as const
 
+/** Pins `pin/rm` removes at once. */
+const RM_CONCURRENCY = 16
 const PIN_LIST_TYPES = ['all', 'recursive', 'direct', 'indirect'] as const
 
 export async function pinRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
@@ -125,11 +128,24 @@ export async function pinRoutes (app: FastifyInstance, options: RouteOptions): P
   }, async (request, reply) => {
     const signal = requestSignal(request, reply)
     const cids = await resolveArgs(blockstore, args(request.query, { min: 1, name: 'ipfs-path' }), { signal })
-    for (const cid of cids) {
-      // a replicated pin also releases its remote replicas
-      if (await replication?.status(cid) != null) await replication?.remove(cid, { signal })
-      else await pins.rm(cid, { recursive: request.query.recursive ?? true, signal })
+    // a few at a time, so the releases of replicated pins reach each holder in batches, not one stream per pin
+    let next = 0
+    let failed = false
+    const worker = async (): Promise<void> => {
+      while (next < cids.length && !failed) {
+        const cid = cids[next++] as CID
+        try {
+          // a replicated pin also releases its remote replicas
+          if (await replication?.status(cid) != null) await replication?.remove(cid, { signal })
+          else await pins.rm(cid, { recursive: request.query.recursive ?? true, signal })
+        } catch (err) {
+          // as one by one: the first failure stops the rest
+          failed = true
+          throw err
+        }
+      }
     }
+    await Promise.all(Array.from({ length: Math.min(RM_CONCURRENCY, cids.length) }, worker))
     return { Pins: cids.map(cid => cid.toString()) }
   })
 

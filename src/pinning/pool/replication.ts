@@ -290,6 +290,37 @@ export function createReplicationManager (components: ReplicationComponents, ini
     await deliverReleases(peer, cids, options)
   }
 
+  // the batch of releases still forming for each holder, and the one in flight to it
+  const forming = new Map<string, { cids: CID[], done: Promise<void> }>()
+  const inFlightRelease = new Map<string, Promise<void>>()
+
+  /**
+   * Joins the release of `cid` to the next batch for `peer`, sent once the batch before it is
+   * answered: removing thousands of pins opened one stream per pin and holder, and the holder's
+   * and our own per-request state for each kept both daemons' heaps hundreds of MiB above idle.
+   */
+  async function releaseJoined (peer: string, cid: CID): Promise<void> {
+    let batch = forming.get(peer)
+    if (batch == null) {
+      const cids: CID[] = []
+      const before = inFlightRelease.get(peer) ?? Promise.resolve()
+      const done = before
+        .then(async () => { await new Promise(resolve => setImmediate(resolve)) })
+        .then(async () => {
+          // later releases form the next batch
+          forming.delete(peer)
+          await release(peer, cids)
+        })
+      const settled = done.catch(() => {})
+      inFlightRelease.set(peer, settled)
+      void settled.then(() => { if (inFlightRelease.get(peer) === settled) inFlightRelease.delete(peer) })
+      batch = { cids, done }
+      forming.set(peer, batch)
+    }
+    batch.cids.push(cid)
+    await batch.done
+  }
+
   async function deliverReleases (peer: string, cids: CID[], options: AbortOptions = {}): Promise<void> {
     const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(10_000), ...(options.signal == null ? [] : [options.signal])])
     for (let i = 0; i < cids.length; i += MAX_CIDS_PER_REQUEST) {
@@ -481,7 +512,7 @@ export function createReplicationManager (components: ReplicationComponents, ini
       const list = waiters.get(record.cid)
       waiters.delete(record.cid)
       for (const wake of list ?? []) wake()
-      await Promise.all(remotes(record).map(async entry => { await release(entry.peer, [cid], options) }))
+      await Promise.all(remotes(record).map(async entry => { await releaseJoined(entry.peer, CID.parse(record.cid)) }))
     },
 
     async settled (cid, options = {}) {
