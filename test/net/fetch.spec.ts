@@ -15,10 +15,16 @@ describe('fetching pins from a network of 10 daemons', () => {
   beforeAll(async () => {
     boot = await startNode(undefined, dirs)
     nodes.push(boot)
-    // one after another: libp2p limits inbound connections per IP per second (all are 127.0.0.1 here)
+    // one after another, at most 4 a second: libp2p refuses a host's 6th inbound connection within
+    // a second (inboundConnectionThreshold 5; all are 127.0.0.1 here), and a node starts in well
+    // under that, so unpaced starts would leave the later ones without their bootstrap connection
     const rest: TestNode[] = []
     for (let i = 1; i < COUNT; i++) {
-      rest.push(await startNode(cfg => { cfg.swarm.bootstrap = [boot.addr] }, dirs))
+      const started = Date.now()
+      const node = await startNode(cfg => { cfg.swarm.bootstrap = [boot.addr] }, dirs)
+      rest.push(node)
+      await until('the bootstrap connection', () => node.node.libp2p().getConnections().length > 0)
+      await new Promise(resolve => setTimeout(resolve, Math.max(0, 250 - (Date.now() - started))))
     }
     nodes.push(...rest)
     provider = rest[3] as TestNode
