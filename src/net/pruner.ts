@@ -18,8 +18,11 @@ export interface ConnectionPrunerComponents {
  * libp2p 3's connection manager has one limit (`maxConnections`) and trims to exactly that, so a
  * busy box would trim one connection per new one. Kubo's low/high watermarks trim in one go
  * to the low mark, leaving room to grow; this service adds that on top. Peers tagged
- * keep-alive (bootstrap, pool members) go last; among the rest, least valued and oldest first.
+ * keep-alive (bootstrap, pool members, the DHT's closest peers) stay; among the rest, least valued
+ * and oldest go first.
  */
+const KEEP_ALIVE_VALUE = 1e9
+
 export function connectionPruner (init: ConnectionPrunerInit): (components: ConnectionPrunerComponents) => Startable {
   return (components) => {
     let pruning = false
@@ -27,7 +30,7 @@ export function connectionPruner (init: ConnectionPrunerInit): (components: Conn
       try {
         const peer = await components.peerStore.get(c.remotePeer)
         let total = 0
-        for (const [name, tag] of peer.tags) total += name.startsWith('keep-alive') ? 1e9 : tag.value
+        for (const [name, tag] of peer.tags) total += name.startsWith('keep-alive') ? KEEP_ALIVE_VALUE : tag.value
         return total
       } catch {
         return 0
@@ -40,7 +43,9 @@ export function connectionPruner (init: ConnectionPrunerInit): (components: Conn
       try {
         const ranked = await Promise.all(conns.map(async c => ({ c, v: await value(c) })))
         ranked.sort((a, b) => a.v - b.v || a.c.timeline.open - b.c.timeline.open)
-        const excess = ranked.slice(0, Math.max(0, conns.length - init.low))
+        // keep-alive peers are never pruned: libp2p redials them at once, so closing one only
+        // churns a connection (seen with the DHT's closest peers)
+        const excess = ranked.filter(({ v }) => v < KEEP_ALIVE_VALUE).slice(0, Math.max(0, conns.length - init.low))
         await Promise.all(excess.map(async ({ c }) => { await c.close().catch(() => c.abort(new Error('pruned'))) }))
       } finally {
         pruning = false

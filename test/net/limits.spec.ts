@@ -1,17 +1,23 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { startNode, stopAll } from './helpers.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { TestNode } from './helpers.ts'
+import type { PinboxConfig } from '../../src/store/config.ts'
 
 const nodes: TestNode[] = []
 const dirs: string[] = []
 afterAll(async () => { await stopAll(nodes, dirs) }, 30_000)
 
+// no DHTs: their closest peers get keep-alive tags of their own, which the pruner leaves alone;
+// these tests set the tags they mean
+const noDht = (cfg: PinboxConfig): void => { cfg.dht.amino.enabled = false; cfg.dht.pool.enabled = false }
+
 describe('connection and stream limits', () => {
   it('crossing the high watermark prunes down to the low one', async () => {
-    const hub = await startNode(cfg => { cfg.swarm.connections = { low: 2, high: 4 } }, dirs)
+    const hub = await startNode(cfg => { noDht(cfg); cfg.swarm.connections = { low: 2, high: 4 } }, dirs)
     nodes.push(hub)
     const peers: TestNode[] = []
-    for (let i = 0; i < 4; i++) peers.push(await startNode(undefined, dirs))
+    for (let i = 0; i < 4; i++) peers.push(await startNode(noDht, dirs))
     nodes.push(...peers)
     for (const p of peers.slice(0, 3)) expect((await p.rpc('swarm/connect', { arg: hub.addr })).status).toBe(200)
     expect(hub.node.libp2p().getConnections().length).toBe(3)
@@ -22,6 +28,29 @@ describe('connection and stream limits', () => {
       await new Promise(resolve => setTimeout(resolve, 50))
     }
     expect(hub.node.libp2p().getConnections().length).toBe(2)
+    // and it stays there: nobody redials a pruned plain peer
+    await new Promise(resolve => setTimeout(resolve, 500))
+    expect(hub.node.libp2p().getConnections().length).toBe(2)
+  }, 30_000)
+
+  it('keep-alive peers are not pruned (libp2p would redial them at once)', async () => {
+    const hub = await startNode(cfg => { noDht(cfg); cfg.swarm.connections = { low: 1, high: 3 } }, dirs)
+    nodes.push(hub)
+    const peers: TestNode[] = []
+    for (let i = 0; i < 3; i++) peers.push(await startNode(noDht, dirs))
+    nodes.push(...peers)
+    const closed: string[] = []
+    hub.node.libp2p().addEventListener('connection:close', (e) => { closed.push(e.detail.remotePeer.toString()) })
+    for (const p of peers.slice(0, 2)) expect((await p.rpc('swarm/connect', { arg: hub.addr })).status).toBe(200)
+    const ids = peers.map(p => p.peerId)
+    for (const id of ids.slice(0, 2)) {
+      await hub.node.libp2p().peerStore.merge(peerIdFromString(id), { tags: { 'keep-alive-test': { value: 1 } } })
+    }
+    expect((await (peers[2] as TestNode).rpc('swarm/connect', { arg: hub.addr })).status).toBe(200)
+    const end = Date.now() + 5000
+    while (!closed.includes(ids[2] as string) && Date.now() < end) await new Promise(resolve => setTimeout(resolve, 50))
+    // only the untagged third peer went, though that leaves the hub above its low mark
+    expect(closed).toEqual([ids[2]])
   }, 30_000)
 
   it('per-protocol inbound stream limits come from swarm.inboundStreams', async () => {
