@@ -472,7 +472,7 @@ class SectionReader {
       const byte = this.byteAt(i)
       value += (byte & 0x7f) * 2 ** (7 * i)
       if (byte < 0x80) {
-        this.skip(i + 1)
+        this.consume(i + 1)
         return value
       }
     }
@@ -496,7 +496,7 @@ class SectionReader {
       const part = chunk.subarray(this.offset, this.offset + Math.min(left, chunk.byteLength - this.offset))
       out.push(part)
       left -= part.byteLength
-      this.skip(part.byteLength)
+      this.consume(part.byteLength)
     }
     return out
   }
@@ -506,7 +506,7 @@ class SectionReader {
     const first = this.chunks[0]
     if (first != null && first.byteLength - this.offset >= n) {
       const out = first.subarray(this.offset, this.offset + n)
-      this.skip(n)
+      this.consume(n)
       return out
     }
     const out = Buffer.allocUnsafe(n)
@@ -516,12 +516,12 @@ class SectionReader {
       const part = chunk.subarray(this.offset, this.offset + Math.min(n - filled, chunk.byteLength - this.offset))
       out.set(part, filled)
       filled += part.byteLength
-      this.skip(part.byteLength)
+      this.consume(part.byteLength)
     }
     return out
   }
 
-  private skip (n: number): void {
+  private consume (n: number): void {
     this.available -= n
     this.offset += n
     while (this.chunks.length > 0 && this.offset >= (this.chunks[0] as Uint8Array).byteLength) {
