@@ -15,7 +15,7 @@
  */
 import { randomBytes, randomFillSync } from 'node:crypto'
 import { existsSync, statSync } from 'node:fs'
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rm } from 'node:fs/promises'
 import { spawn } from 'node:child_process'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -29,6 +29,7 @@ import { initRepo, loadConfig, saveConfig } from '../src/store/repo.ts'
 import { createProcs, freePort, ROOT, rssKiB } from './core/proc.ts'
 import type { Daemon, Procs } from './core/proc.ts'
 import type { ChildProcess } from 'node:child_process'
+import { writeResultsSection } from './core/results.ts'
 
 const { values: flags } = parseArgs({
   options: {
@@ -381,24 +382,6 @@ async function benchMany (members: Member[], sampler: ReturnType<typeof rssSampl
 }
 
 // ---------------------------------------------------------------- report
-async function writeSection (text: string): Promise<void> {
-  let current: string
-  try {
-    current = await readFile(RESULTS, 'utf8')
-  } catch {
-    current = '# Benchmarks\n'
-  }
-  const start = current.indexOf(`\n${HEADING}\n`)
-  let next: string
-  if (start === -1) {
-    next = current.trimEnd() + '\n\n' + text
-  } else {
-    const after = current.indexOf('\n## ', start + 1)
-    next = current.slice(0, start + 1) + text + (after === -1 ? '' : '\n' + current.slice(after + 1))
-  }
-  await writeFile(RESULTS, next.trimEnd() + '\n')
-}
-
 async function main (): Promise<void> {
   const procs = createProcs()
   const onSignal = (): void => {
@@ -478,7 +461,7 @@ async function main (): Promise<void> {
     const text = lines.join('\n')
     console.log('\n' + text)
     if (!dryRun) {
-      await writeSection(text)
+      await writeResultsSection(RESULTS, HEADING, text)
       log(`wrote ${HEADING} in ${RESULTS}`)
     }
   } finally {

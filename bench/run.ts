@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
 import { createReadStream, existsSync, statSync } from 'node:fs'
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, rm } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -19,6 +19,7 @@ import type { StoreKind } from './core/blockstores.ts'
 import { buildPinned, buildUnpinned, fixtureStateFile, markUnpinnedGone } from './core/fixture.ts'
 import { createProcs, freePort, ROOT, rssKiB, sampleRss } from './core/proc.ts'
 import type { Procs } from './core/proc.ts'
+import { writeResultsSection } from './core/results.ts'
 
 const PARTS = ['add', 'get', 'compare', 'startup', 'gc', 'replication'] as const
 type Part = typeof PARTS[number]
@@ -330,24 +331,6 @@ async function machine (procs: Procs): Promise<string> {
   return `${model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM; bench folder on ${df[0]} (${df[1]}, ${(Number(df[4]) / 2 ** 20).toFixed(0)} GiB free); Node ${process.version}`
 }
 
-async function writeSection (text: string): Promise<void> {
-  let current: string
-  try {
-    current = await readFile(RESULTS, 'utf8')
-  } catch {
-    current = '# Benchmarks\n'
-  }
-  const start = current.indexOf(`\n${HEADING}\n`)
-  let next: string
-  if (start === -1) {
-    next = current.trimEnd() + '\n\n' + text
-  } else {
-    const after = current.indexOf('\n## ', start + 1)
-    next = current.slice(0, start + 1) + text + (after === -1 ? '' : '\n' + current.slice(after + 1))
-  }
-  await writeFile(RESULTS, next.trimEnd() + '\n')
-}
-
 async function main (): Promise<void> {
   const procs = createProcs()
   const onSignal = (): void => {
@@ -400,7 +383,7 @@ async function main (): Promise<void> {
     } else if (quick) {
       console.log('\n' + text)
     } else {
-      await writeSection(text)
+      await writeResultsSection(RESULTS, HEADING, text)
       log(`wrote ${HEADING} in ${RESULTS}`)
     }
     if (!flags.keep) await rm(TMP, { recursive: true, force: true })
