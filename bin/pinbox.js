@@ -7,6 +7,19 @@ import { enableCompileCache } from 'node:module'
 // later `pinbox` call and daemon start skips most of the parsing and compiling of its ~1300
 // modules, a third of the daemon's start-up on a small box. Enabled before main is imported.
 enableCompileCache()
+
+// `pinbox daemon` restarts itself in place with its memory settings (src/cli/daemon-runtime.ts);
+// the restarted process has them and goes on below.
+const { daemonExecPlan } = await import('../src/cli/daemon-runtime.ts')
+const plan = daemonExecPlan(process)
+if (plan != null && typeof process.execve === 'function') {
+  try {
+    process.execve(plan.args[0], plan.args, plan.env)
+  } catch {
+    // execve refused (an unusual sandbox): run with Node's defaults, only using more memory
+  }
+}
+
 const { main } = await import('../src/cli/main.ts')
 
 main(process.argv).then((code) => {

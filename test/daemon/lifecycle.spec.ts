@@ -45,6 +45,18 @@ describe('daemon lifecycle', { timeout: 60_000 }, () => {
     expect(await again.json(['pin', 'verify'])).toMatchObject({ ok: true })
   })
 
+  it('runs as one process with its memory settings (re-executed in place: same pid, semi-space cap, 2 malloc arenas)', async () => {
+    const d = await startDaemon()
+    const cmdline = (await readFile(`/proc/${d.pid}/cmdline`, 'utf8')).split('\0')
+    const environ = (await readFile(`/proc/${d.pid}/environ`, 'utf8')).split('\0')
+    expect(cmdline).toContain('--max-semi-space-size=8')
+    expect(environ).toContain('MALLOC_ARENA_MAX=2')
+    // the pid the test spawned is the daemon itself: signals and exit codes need no forwarding
+    expect(await d.json(['id'])).toMatchObject({ ID: expect.any(String) })
+    d.kill('SIGTERM')
+    expect(await d.exited).toEqual({ code: 0, signal: null })
+  })
+
   it('refuses a second daemon on the same repo with one line about the lock', async () => {
     const first = await startDaemon()
     const second = await runPinbox(['--repo', first.repo, 'daemon'], { timeoutMs: 20_000 })

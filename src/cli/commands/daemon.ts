@@ -22,8 +22,8 @@ export const SETTLE_GC_MS = 3000
 
 /**
  * Runs one full garbage collection a few seconds after start-up. Loading ~1300 modules and
- * starting the services grows V8's young generation to its ceiling (2 x 32 MB semi-spaces), and
- * an idle daemon allocates too little for V8 to shrink it again: measured, the idle daemon kept
+ * starting the services grows V8's heap, and an idle daemon allocates too little for V8 to
+ * shrink it again: measured (with Node's default young generation), the idle daemon kept
  * ~170 MiB resident, ~120 MiB after this one collection. Node offers no gc() without
  * --expose-gc, so the flag is set at run time and the function taken from a fresh context.
  */

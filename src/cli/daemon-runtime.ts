@@ -1,0 +1,66 @@
+/**
+ * The daemon's memory settings, which only exist at process start: V8's young generation size
+ * and glibc's malloc arenas. `bin/pinbox.js` re-executes a `pinbox daemon` process in place
+ * (`process.execve`: same pid, same stdio, no wrapper process) with these set, so `pinbox daemon`,
+ * `npm start`, a systemd unit and the tests all run the daemon the same way.
+ *
+ * Measured on the 2-core box (bench/results.md): with Node's defaults V8 grows the young
+ * generation to 2 x 64 MB semi-spaces under the daemon's streaming load and glibc gives each
+ * thread its own arena, so a daemon replicating 10,000 small pins peaked at 402 MiB and the
+ * 1 GiB add at 269 MiB; with an 8 MB semi-space and 2 arenas the same runs peaked at ~210 and
+ * ~165 MiB at the same speed (within the run-to-run noise).
+ */
+
+/** Set by the re-executed process; set it yourself to run the daemon with Node's defaults. */
+export const TUNED_ENV = 'PINBOX_DAEMON_TUNED'
+export const SEMI_SPACE_MB = 8
+export const MALLOC_ARENAS = '2'
+
+/** Global options that take a value, so `--repo daemon` is not mistaken for the command. */
+const VALUE_OPTIONS = new Set(['--repo', '--api', '--timeout'])
+
+/** The command word of a `pinbox` argv (after node and the script), or undefined. */
+export function commandOf (args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string
+    if (arg === '--') return args[i + 1]
+    if (VALUE_OPTIONS.has(arg)) {
+      i++
+      continue
+    }
+    if (arg.startsWith('-')) continue
+    return arg
+  }
+  return undefined
+}
+
+export interface ExecPlan {
+  /** argv for execve, starting with the node binary. */
+  args: string[]
+  env: Record<string, string>
+}
+
+export interface ProcessFacts {
+  execPath: string
+  execArgv: readonly string[]
+  /** process.argv: node, the script, then pinbox's own arguments. */
+  argv: readonly string[]
+  env: Readonly<Record<string, string | undefined>>
+}
+
+/**
+ * How to restart this process as a tuned daemon, or undefined when it is not `pinbox daemon`,
+ * is already tuned, or the user chose a young-generation size themselves (in NODE_OPTIONS or
+ * node's own flags), which is kept as it is.
+ */
+export function daemonExecPlan (facts: ProcessFacts): ExecPlan | undefined {
+  if (facts.env[TUNED_ENV] != null) return undefined
+  if (commandOf(facts.argv.slice(2)) !== 'daemon') return undefined
+  const chosen = [...facts.execArgv, facts.env.NODE_OPTIONS ?? ''].some(a => a.includes('semi-space-size'))
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(facts.env)) if (v != null) env[k] = v
+  env[TUNED_ENV] = '1'
+  env.MALLOC_ARENA_MAX ??= MALLOC_ARENAS
+  const flags = chosen ? [] : [`--max-semi-space-size=${SEMI_SPACE_MB}`]
+  return { args: [facts.execPath, ...facts.execArgv, ...flags, ...facts.argv.slice(1)], env }
+}
