@@ -94,6 +94,37 @@ describe('get: tar extraction', () => {
     await expect(lstat(join(dir, 'target.txt'))).rejects.toMatchObject({ code: 'ENOENT' })
   })
 
+  it('a single file: streamed to the output path with its mode, and nothing but zeros may follow it', async () => {
+    const pack = tar.pack()
+    pack.entry({ name: 'bafkMODE', mode: 0o600, mtime: new Date(1_000_000_000_000) }, 'secret')
+    pack.finalize()
+    const out = join(dir, 'mode.txt')
+    expect(await extractTar(pack as AsyncIterable<Uint8Array>, out)).toEqual({ files: 1, directories: 0, bytes: 6 })
+    expect(await readFile(out, 'utf8')).toBe('secret')
+    const st = await lstat(out)
+    expect(st.mode & 0o777).toBe(0o600)
+    expect(st.mtimeMs).toBe(1_000_000_000_000)
+
+    // a second entry after the file, or bytes cut off inside it, is an error, not a silent success
+    await expect(extractTar(tarOf([{ name: 'bafkONE', content: 'one' }, { name: 'bafkTWO', content: 'two' }]), join(dir, 'two'))).rejects.toThrow(/more than one top entry/)
+    async function * cut (): AsyncGenerator<Uint8Array> {
+      let sent = 0
+      for await (const chunk of tarOf([{ name: 'bafkCUT', content: 'x'.repeat(2000) }])) {
+        const piece = chunk.subarray(0, Math.max(0, 1000 - sent))
+        sent += piece.byteLength
+        if (piece.byteLength > 0) yield piece
+      }
+    }
+    await expect(extractTar(cut(), join(dir, 'cut'))).rejects.toThrow(/ended inside bafkCUT \(488 of 2000 bytes\)/)
+  })
+
+  it('a single file with a long (pax) name still extracts through the general path', async () => {
+    const name = 'bafk' + 'x'.repeat(150)
+    const out = join(dir, 'long.txt')
+    expect(await extractTar(tarOf([{ name, content: 'long name' }]), out)).toEqual({ files: 1, directories: 0, bytes: 9 })
+    expect(await readFile(out, 'utf8')).toBe('long name')
+  })
+
   it('splits names safely', () => {
     expect(safeSegments('a/./b//c')).toEqual(['a', 'b', 'c'])
     expect(() => safeSegments('C:/x')).toThrow(/absolute/)
