@@ -7,6 +7,8 @@ import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import { BlockMissingError, UnsupportedCodecError, UnsupportedHashError } from './errors.ts'
+import type { BufferPool } from '../store/buffer-pool.ts'
+import type { RepoBlockstore } from '../store/types.ts'
 import type { Blockstore } from 'interface-blockstore'
 import type { AbortOptions } from 'abort-error'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
@@ -36,6 +38,23 @@ export async function readBlock (blockstore: Pick<Blockstore, 'get'>, cid: CID, 
     return chunks[0]
   }
   return concatBytes(chunks, length)
+}
+
+/**
+ * Like `readBlock`, into a buffer from `pool` when the store can read into one (the caller
+ * releases it). Only for blocks whose bytes are not decoded into lasting objects: a CID decoded
+ * from a pooled buffer would change under its holder when the buffer is reused.
+ */
+export async function readBlockPooled (blockstore: Pick<Blockstore, 'get'> & { getPooled?: RepoBlockstore['getPooled'] }, cid: CID, pool: BufferPool | undefined, options: AbortOptions = {}): Promise<Uint8Array> {
+  if (pool == null || blockstore.getPooled == null || cid.multihash.code === IDENTITY_CODE) return await readBlock(blockstore, cid, options)
+  try {
+    return await blockstore.getPooled(cid, pool, options)
+  } catch (err: any) {
+    if (err?.name === 'NotFoundError' || err?.code === 'ERR_NOT_FOUND') {
+      throw new BlockMissingError(cid, { cause: err })
+    }
+    throw err
+  }
 }
 
 /** `parts` joined into one new array; `length` is their total, when the caller already counted it. */

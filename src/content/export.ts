@@ -8,14 +8,16 @@ import { exporter, NotFoundError as ExporterNotFoundError, InvalidParametersErro
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { pack as tarPack } from 'tar-stream'
-import { missingAware, readBlock } from './blocks.ts'
+import { missingAware, readBlock, readBlockPooled } from './blocks.ts'
 import { InvalidCidError, NotAFileError, NotADirectoryError, PathNotFoundError, UnsafePathError } from './errors.ts'
 import type { EntryType, GetEntry, LsEntry } from './types.ts'
+import type { BufferPool } from '../store/buffer-pool.ts'
+import type { RepoBlockstore } from '../store/types.ts'
 import type { Blockstore } from 'interface-blockstore'
 import type { UnixFSEntry } from 'ipfs-unixfs-exporter'
 import type { Header as TarHeader } from 'tar-stream'
 
-export type ExportBlockstore = Pick<Blockstore, 'get'>
+export type ExportBlockstore = Pick<Blockstore, 'get'> & { getPooled?: RepoBlockstore['getPooled'] }
 
 export interface ParsedPath {
   cid: CID
@@ -85,6 +87,12 @@ export interface CatOptions {
   signal?: AbortSignal
   /** Leaf blocks read ahead of the consumer, so the store's latency overlaps the writes. Default 8. */
   readAhead?: number
+  /**
+   * Raw leaves are read into this pool's buffers and yielded as views of them: the consumer
+   * must `release()` every chunk once it is done with its bytes (chunks not from the pool are
+   * ignored by release).
+   */
+  pool?: BufferPool
 }
 
 /** The bytes of a file (UnixFS file, raw block or identity CID), optionally a range of them. */
@@ -165,11 +173,16 @@ async function * fileBytes (blockstore: ExportBlockstore, root: dagPb.PBNode, un
     return own
   }
 
+  // only raw leaves are pooled: a dag-pb node's links become CIDs that outlive its buffer
+  const readSpan = (span: Span): Promise<Uint8Array> => span.cid.code === raw.code
+    ? readBlockPooled(blockstore, span.cid, options.pool, { signal })
+    : readBlock(blockstore, span.cid, { signal })
+
   const prefetch = (): void => {
     for (let i = stack.length - 1, n = 0; i >= 0 && n < readAhead; i--, n++) {
       const span = stack[i] as Span
       if (!pending.has(span)) {
-        const p = readBlock(blockstore, span.cid, { signal })
+        const p = readSpan(span)
         // the error surfaces when the walk reaches this block; never as an unhandled rejection
         p.catch(() => {})
         pending.set(span, p)
@@ -193,7 +206,7 @@ async function * fileBytes (blockstore: ExportBlockstore, root: dagPb.PBNode, un
       signal?.throwIfAborted()
       prefetch()
       const span = stack.pop() as Span
-      const bytes = await (pending.get(span) ?? readBlock(blockstore, span.cid, { signal }))
+      const bytes = await (pending.get(span) ?? readSpan(span))
       pending.delete(span)
       let chunk: Uint8Array | undefined
       if (span.cid.code === raw.code) {
@@ -210,6 +223,8 @@ async function * fileBytes (blockstore: ExportBlockstore, root: dagPb.PBNode, un
       }
     }
   } finally {
+    // reads still in flight when the consumer stopped: their buffers go back once they land
+    for (const p of pending.values()) p.then(bytes => { options.pool?.release(bytes) }, () => {})
     pending.clear()
   }
   if (read < wanted) throw new UnderReadError('Traversed entire DAG but did not read enough bytes')
@@ -294,14 +309,19 @@ function assertSafeName (name: string, path: string): void {
  * Paths start with the root's name (its last path segment, or its CID). Link names from the
  * DAG are untrusted: `..`, `/` and empty names stop the walk with ERR_UNSAFE_PATH.
  */
-export async function * get (blockstore: ExportBlockstore, path: string | CID, options: ResolveOptions = {}): AsyncGenerator<GetEntry> {
+export interface GetOptions extends ResolveOptions {
+  /** As `CatOptions.pool`: file chunks are views of pooled buffers the consumer releases. */
+  pool?: BufferPool
+}
+
+export async function * get (blockstore: ExportBlockstore, path: string | CID, options: GetOptions = {}): AsyncGenerator<GetEntry> {
   const entry = await resolvePath(blockstore, path, options)
   const { cid, segments } = parseContentPath(path)
   const rootName = segments.at(-1) ?? cid.toString()
   yield * getEntries(blockstore, entry, rootName, options)
 }
 
-async function * getEntries (blockstore: ExportBlockstore, entry: UnixFSEntry, path: string, options: ResolveOptions): AsyncGenerator<GetEntry> {
+async function * getEntries (blockstore: ExportBlockstore, entry: UnixFSEntry, path: string, options: GetOptions): AsyncGenerator<GetEntry> {
   options.signal?.throwIfAborted()
   const meta = (entry.type === 'file' || entry.type === 'directory')
     ? {

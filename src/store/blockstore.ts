@@ -7,6 +7,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { QuotaExceededError, StoreClosedError } from './errors.ts'
 import { atomicWriteFile, errnoCode, fsyncPath, mapFsError, mapLevelError, mapLimit } from './fs-util.ts'
+import type { BufferPool } from './buffer-pool.ts'
 import type { RepoBlockstore } from './types.ts'
 import type { AbortOptions } from 'abort-error'
 import type { InputPair, Pair } from 'interface-blockstore'
@@ -37,6 +38,7 @@ export interface FlatBlockstore extends RepoBlockstore {
   delete(cid: CID, options?: AbortOptions): Promise<void>
   /** Same as delete(), registered synchronously the same way; resolves to the bytes freed (0 when absent). */
   remove(cid: CID, options?: AbortOptions): Promise<number>
+  getPooled(cid: CID, pool: BufferPool, options?: AbortOptions): Promise<Uint8Array>
 }
 
 const SHARDING = '/repo/flatfs/shard/v1/next-to-last/2\n'
@@ -452,6 +454,41 @@ class FlatfsBlockstore implements FlatBlockstore {
 
   async * get (cid: CID, _options?: AbortOptions): AsyncGenerator<Uint8Array> {
     yield await this.read(cid)
+  }
+
+  async getPooled (cid: CID, pool: BufferPool, _options?: AbortOptions): Promise<Uint8Array> {
+    this.assertOpen()
+    const key = multihashKey(cid)
+    await this.waitForDelete(key)
+    let handle: fs.FileHandle
+    try {
+      handle = await fs.open(this.fileOf(key), 'r')
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`block ${cid} not found`)
+      throw err
+    }
+    try {
+      const { size } = await handle.stat()
+      const bytes = pool.take(size)
+      let filled = 0
+      try {
+        while (filled < size) {
+          const { bytesRead } = await handle.read(bytes, filled, size - filled, filled)
+          if (bytesRead === 0) break
+          filled += bytesRead
+        }
+      } catch (err) {
+        pool.release(bytes)
+        throw err
+      }
+      if (filled !== size) {
+        pool.release(bytes)
+        throw new Error(`block ${cid} shrank while it was read (${filled} of ${size} bytes)`)
+      }
+      return bytes
+    } finally {
+      await handle.close()
+    }
   }
 
   async * getMany (source: Iterable<CID> | AsyncIterable<CID>, _options?: AbortOptions): AsyncGenerator<Pair> {

@@ -1,3 +1,4 @@
+import type { BufferPool } from './buffer-pool.ts'
 import type { Blockstore } from 'interface-blockstore'
 import type { AbortOptions } from 'abort-error'
 import type { CID } from 'multiformats/cid'
@@ -16,6 +17,11 @@ export interface RepoBlockstore extends Blockstore {
   size(cid: CID, options?: AbortOptions): Promise<number | undefined>
   /** Totals, kept up to date without walking the disk. */
   stat(): { blocks: number, bytes: number }
+  /**
+   * One block's bytes read into a buffer from `pool`; the caller releases it when done. Stores
+   * without it are read with `get`.
+   */
+  getPooled?(cid: CID, pool: BufferPool, options?: AbortOptions): Promise<Uint8Array>
   open(): Promise<void>
   close(): Promise<void>
 }

@@ -11,6 +11,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createBlockstore, multihashKey } from '../../src/store/blockstore.ts'
+import { createBufferPool } from '../../src/store/buffer-pool.ts'
 import type { FlatBlockstore } from '../../src/store/blockstore.ts'
 
 const run = promisify(execFile)
@@ -72,6 +73,25 @@ describe('flat-file blockstore', () => {
     expect(store.stat()).toEqual({ blocks: 1, bytes: 6 })
     await store.delete(a.cid)
     expect(store.stat()).toEqual({ blocks: 1, bytes: 6 })
+  })
+
+  it('reads a block into a pooled buffer; a larger block gets its own; an absent one is NotFoundError', async () => {
+    const pool = createBufferPool({ bufferBytes: 64 })
+    const small = await block('pooled bytes')
+    const large = await block(new Uint8Array(100).fill(7))
+    await store.put(small.cid, small.bytes)
+    await store.put(large.cid, large.bytes)
+    const a = await store.getPooled(small.cid, pool)
+    expect(Buffer.from(a).toString()).toBe('pooled bytes')
+    expect(a.buffer.byteLength).toBe(64)
+    pool.release(a)
+    const again = await store.getPooled(small.cid, pool)
+    expect(again.buffer).toBe(a.buffer)
+    const b = await store.getPooled(large.cid, pool)
+    expect(Buffer.from(b).equals(Buffer.from(large.bytes))).toBe(true)
+    expect(b.buffer.byteLength).toBe(100)
+    const absent = await block('never stored')
+    await expect(store.getPooled(absent.cid, pool)).rejects.toMatchObject({ name: 'NotFoundError' })
   })
 
   it('throws NotFoundError for an absent block', async () => {

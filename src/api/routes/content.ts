@@ -1,6 +1,8 @@
 import { createGzip } from 'node:zlib'
 import { cat, get, ls, resolvePath, tarStream } from '../../content/export.ts'
+import { createBufferPool } from '../../store/buffer-pool.ts'
 import { args, ndjson, parseIpfsPath, primed, primedStream, requestSignal, streamHeaders } from '../args.ts'
+import { sendPooled } from '../pooled-reply.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { addRoutes } from './add.ts'
 import { q, query, rpc } from './rpc.ts'
@@ -24,6 +26,8 @@ function lsLink (entry: LsEntry): { Name: string, Hash: string, Size: number, Ty
 
 export async function contentRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   const { blockstore } = options.components
+  // one pool for the file bytes of every cat and get reply (see store/buffer-pool.ts)
+  const pool = createBufferPool()
 
   await app.register(addRoutes, options)
 
@@ -39,12 +43,12 @@ export async function contentRoutes (app: FastifyInstance, options: RouteOptions
     }
     const chunks = async function * () {
       for (const path of paths) {
-        yield * cat(blockstore, path, { signal, ...(offset == null ? {} : { offset }), ...(length == null ? {} : { length }) })
+        yield * cat(blockstore, path, { signal, pool, ...(offset == null ? {} : { offset }), ...(length == null ? {} : { length }) })
       }
     }
-    const body = await primedStream(chunks())
+    const body = await primed(chunks())
     streamHeaders(reply, 'bytes', 'text/plain')
-    return reply.send(body)
+    await sendPooled(reply, body, pool)
   })
 
   rpc<{ arg?: string[], compress?: boolean, 'compression-level'?: number }>(app, '/get', {
@@ -53,14 +57,15 @@ export async function contentRoutes (app: FastifyInstance, options: RouteOptions
     const signal = requestSignal(request, reply)
     const [arg] = args(request.query, { min: 1, max: 1, name: 'ipfs-path' }) as [string]
     const { path } = parseIpfsPath(arg)
-    const body = await primedStream(tarStream(get(blockstore, path, { signal })))
     if (request.query.compress === true) {
+      const body = await primedStream(tarStream(get(blockstore, path, { signal })))
       const level = request.query['compression-level']
       streamHeaders(reply, 'bytes', 'application/gzip')
       return reply.send(body.pipe(createGzip(level == null || level === -1 ? {} : { level })))
     }
+    const body = await primed(tarStream(get(blockstore, path, { signal, pool })))
     streamHeaders(reply, 'bytes', 'application/x-tar')
-    return reply.send(body)
+    await sendPooled(reply, body, pool)
   })
 
   rpc<{ arg?: string[], stream?: boolean }>(app, '/ls', {
