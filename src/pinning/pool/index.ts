@@ -2,6 +2,7 @@ import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { createDagServer } from './transfer.ts'
 import { createPinServer } from './pin-protocol.ts'
 import { createReplicationManager } from './replication.ts'
+import type { Placement } from './placement.ts'
 import type { PinDb } from '../pin-manager.ts'
 import type { ReplicationManager } from '../replication-types.ts'
 import type { PinManager } from '../types.ts'
@@ -41,6 +42,8 @@ export interface PoolInit {
   concurrency?: number
   requestTimeoutMs?: number
   maxInboundStreams?: number
+  /** The order replicas are offered to members; rendezvous hashing by default (placement.ts). */
+  placement?: Placement
 }
 
 export interface Pool {
@@ -73,6 +76,7 @@ export function createPool (components: PoolComponents, init: PoolInit): Pool {
   })
   const replication = createReplicationManager({ ...components, members: () => [...members] }, {
     ...(init.healthIntervalMs == null ? {} : { healthIntervalMs: init.healthIntervalMs }),
+    ...(init.placement == null ? {} : { placement: init.placement }),
     ...(init.gracePeriodMs == null ? {} : { gracePeriodMs: init.gracePeriodMs }),
     ...(init.requestTimeoutMs == null ? {} : { requestTimeoutMs: init.requestTimeoutMs })
   })

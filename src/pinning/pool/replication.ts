@@ -3,6 +3,8 @@ import { CID } from 'multiformats/cid'
 import { NotPinnedError, NotReplicatedError, PoolRequestRefusedError, ReplicationUnavailableError } from '../errors.ts'
 import { MAX_CIDS_PER_REQUEST, verifyReceipt } from './messages.ts'
 import { requestPins, requestRelease, requestStatus } from './pin-protocol.ts'
+import { placementOrder } from './placement.ts'
+import type { Placement } from './placement.ts'
 import { fetchDag } from './transfer.ts'
 import type { PinDb } from '../pin-manager.ts'
 import type { RepairResult, ReplicaState, ReplicatedPin, ReplicationManager } from '../replication-types.ts'
@@ -31,6 +33,8 @@ export interface ReplicationInit {
   requestTimeoutMs?: number
   /** Wait before asking an unreachable or busy member again. */
   retryMs?: number
+  /** The order a pin's replicas are offered to members. Default: rendezvous hashing. */
+  placement?: Placement
 }
 
 interface StoredReplica {
@@ -91,6 +95,7 @@ export function createReplicationManager (components: ReplicationComponents, ini
   const gracePeriodMs = init.gracePeriodMs ?? 10 * 60_000
   const requestTimeoutMs = init.requestTimeoutMs ?? 30 * 60_000
   const retryMs = init.retryMs ?? Math.min(5_000, healthIntervalMs)
+  const placement = init.placement ?? placementOrder
 
   const recordsDb: AbstractSublevel<PinDb, any, string, StoredPin> = db.sublevel<string, StoredPin>('replicas', { valueEncoding: 'json' })
   // releases not yet delivered (the holder was unreachable): `${peer}!${cid}`
@@ -113,9 +118,10 @@ export function createReplicationManager (components: ReplicationComponents, ini
     await db.batch(list.map(r => ({ type: 'put' as const, sublevel: recordsDb, key: r.cid, value: r })))
   }
 
+  /** Members not holding or tried for this pin yet, in the pin's own rendezvous order (placement.ts). */
   function candidates (record: StoredPin): string[] {
     const used = new Set(record.status.map(s => s.peer))
-    return components.members().filter(m => m !== self && !used.has(m))
+    return placement(record.cid, components.members().filter(m => m !== self && !used.has(m)))
   }
 
   function remotes (record: StoredPin): StoredReplica[] {

@@ -106,7 +106,9 @@ describe('replicated pins between pinbox daemons', () => {
       await configure(p.dir, cfg => {
         cfg.swarm.listen = [`/ip4/127.0.0.1/tcp/${p.port}`]
         cfg.swarm.bootstrap = [a!, b!, c!].filter(o => o !== p).map(addr)
-        cfg.pool.members = members
+        // B and C take the flooder's requests; A places its replicas on B and C only, so which
+        // members hold them does not depend on the random CIDs' placement order
+        cfg.pool.members = p === a ? members.filter(m => m !== flooder.id) : members
         cfg.pool.healthInterval = '500ms'
         cfg.pool.gracePeriod = '1h'
         cfg.pool.requestsPerMinute = 100
@@ -223,10 +225,11 @@ describe('replicated pins between pinbox daemons', () => {
 
     const Y = await addVia(A, 300 * 1024)
     const t0 = Date.now()
-    await A.call('pin/add', { arg: Y.toString(), replicas: 2, wait: true })
+    // three replicas: one of them is on B, the member being flooded
+    await A.call('pin/add', { arg: Y.toString(), replicas: 3, wait: true })
     const replicaMs = Date.now() - t0
     const status = await A.call('pin/status', { arg: Y.toString() })
-    expect(status.Status.filter((s: any) => s.State === 'pinned')).toHaveLength(2)
+    expect(status.Status.filter((s: any) => s.State === 'pinned').map((s: any) => s.Peer).sort()).toEqual([A.id, B.id, C.id].sort())
 
     const idTimes: number[] = []
     while (sent < 1000) {
@@ -285,7 +288,8 @@ describe('a member reachable only through a pool relay', () => {
     daemons.push(A)
 
     const X = await addVia(A, 1024 * 1024 + 1)
-    await A.call('pin/add', { arg: X.toString(), replicas: 2, wait: true })
+    // on both other members, so C (reachable only through the relay) holds one whatever X's placement order
+    await A.call('pin/add', { arg: X.toString(), replicas: 3, wait: true })
     const status = await A.call('pin/status', { arg: X.toString() })
     expect(status.Status.find((s: any) => s.Peer === C.id)).toMatchObject({ State: 'pinned' })
     expect((await C.call('pin/ls', { arg: X.toString() })).Keys[X.toString()]).toBeDefined()
