@@ -65,10 +65,11 @@ export interface PinboxServices extends Record<string, unknown> {
 
 /** The network settings of a validated repo config. */
 export function networkConfig (cfg: PinboxConfig): NetworkConfig {
+  const pool = cfg.dht.pool.enabled
   return {
     ...cfg.swarm,
     bandwidth: { up: parseBytes(cfg.swarm.bandwidth.up), down: parseBytes(cfg.swarm.bandwidth.down) },
-    dht: cfg.dht,
+    dht: { amino: cfg.dht.amino, pool: { enabled: pool === 'auto' ? cfg.pool.members.length > 0 : pool } },
     poolId: cfg.pool.id
   }
 }

@@ -110,9 +110,12 @@ export const dhtSection = z.strictObject({
     enabled: z.boolean().default(true),
     mode: z.enum(['client', 'server']).default('client')
   }).prefault({}),
-  /** The pool's own DHT (protocol /pinbox/<pool.id>/kad/1.0.0), always a server among members. */
+  /**
+   * The pool's own DHT (protocol /pinbox/<pool.id>/kad/1.0.0), always a server among members.
+   * 'auto': on when `pool.members` names any member; a box in no pool has nobody to share it with.
+   */
   pool: z.strictObject({
-    enabled: z.boolean().default(true)
+    enabled: z.union([z.boolean(), z.literal('auto')]).default('auto')
   }).prefault({})
 })
 

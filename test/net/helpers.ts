@@ -53,6 +53,8 @@ export async function startNode (edit: (cfg: PinboxConfig, repo: string) => void
   cfg.swarm.mdns = false
   cfg.swarm.bootstrap = []
   cfg.swarm.autonat = false
+  // these nodes form a pool DHT without naming members (the default runs it only for a pool with members)
+  cfg.dht.pool.enabled = true
   await edit(cfg, repo)
   await saveConfig(repo, cfg)
   const node = createNode({ repoPath: repo })

@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest'
+import { networkConfig } from '../../src/net/libp2p.ts'
 import { defaultConfig, parseConfig, getConfigValue, setConfigValue, parseBytes, parseDuration } from '../../src/store/config.ts'
 
 function codeAndKey (fn: () => unknown): { code?: string, key?: string, message?: string } {
@@ -19,6 +20,16 @@ describe('config', () => {
     expect(cfg.swarm.mdns).toBe(true)
     expect(cfg.storage).toEqual({ max: '100GB', gcWatermark: 90, gcInterval: '1h' })
     expect(cfg.import.profile).toBe('unixfs-v1-2025')
+  })
+
+  it('runs the pool DHT only for a pool with members unless told (dht.pool.enabled: auto)', () => {
+    const member = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+    expect(defaultConfig().dht.pool.enabled).toBe('auto')
+    expect(networkConfig(defaultConfig()).dht?.pool.enabled).toBe(false)
+    expect(networkConfig(parseConfig({ pool: { members: [member] } })).dht?.pool.enabled).toBe(true)
+    expect(networkConfig(parseConfig({ dht: { pool: { enabled: true } } })).dht?.pool.enabled).toBe(true)
+    expect(networkConfig(parseConfig({ dht: { pool: { enabled: false } }, pool: { members: [member] } })).dht?.pool.enabled).toBe(false)
+    expect(codeAndKey(() => parseConfig({ dht: { pool: { enabled: 'sometimes' } } })).key).toBe('dht.pool.enabled')
   })
 
   it('fills missing keys of a partial config', () => {
