@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { commandOf, daemonExecPlan, MALLOC_ARENAS, SEMI_SPACE_MB, TUNED_ENV } from '../../src/cli/daemon-runtime.ts'
+import { commandOf, daemonExecPlan, HEAP_GROWING_PERCENT, MALLOC_ARENAS, SEMI_SPACE_MB, TUNED_ENV } from '../../src/cli/daemon-runtime.ts'
 
 const facts = (args: string[], env: Record<string, string | undefined> = {}, execArgv: string[] = []) => ({
   execPath: '/usr/bin/node',
@@ -21,7 +21,7 @@ describe('commandOf', () => {
 describe('daemonExecPlan', () => {
   it('restarts `pinbox daemon` with the young-generation cap and two malloc arenas, keeping every argument', () => {
     const plan = daemonExecPlan(facts(['--repo', '/r', 'daemon', '--init-if-missing'], {}, ['--enable-source-maps']))
-    expect(plan?.args).toEqual(['/usr/bin/node', '--enable-source-maps', `--max-semi-space-size=${SEMI_SPACE_MB}`, '/opt/pinbox/bin/pinbox.js', '--repo', '/r', 'daemon', '--init-if-missing'])
+    expect(plan?.args).toEqual(['/usr/bin/node', '--enable-source-maps', `--max-semi-space-size=${SEMI_SPACE_MB}`, `--heap-growing-percent=${HEAP_GROWING_PERCENT}`, '/opt/pinbox/bin/pinbox.js', '--repo', '/r', 'daemon', '--init-if-missing'])
     expect(plan?.env).toMatchObject({ PATH: '/usr/bin', MALLOC_ARENA_MAX: MALLOC_ARENAS, [TUNED_ENV]: '1' })
   })
 
@@ -33,7 +33,7 @@ describe('daemonExecPlan', () => {
 
   it('keeps a size and an arena count the user chose', () => {
     const plan = daemonExecPlan(facts(['daemon'], { NODE_OPTIONS: '--max-semi-space-size=32', MALLOC_ARENA_MAX: '4' }))
-    expect(plan?.args).toEqual(['/usr/bin/node', '/opt/pinbox/bin/pinbox.js', 'daemon'])
+    expect(plan?.args).toEqual(['/usr/bin/node', `--heap-growing-percent=${HEAP_GROWING_PERCENT}`, '/opt/pinbox/bin/pinbox.js', 'daemon'])
     expect(plan?.env.MALLOC_ARENA_MAX).toBe('4')
   })
 })

@@ -50,6 +50,7 @@ describe('daemon lifecycle', { timeout: 60_000 }, () => {
     const cmdline = (await readFile(`/proc/${d.pid}/cmdline`, 'utf8')).split('\0')
     const environ = (await readFile(`/proc/${d.pid}/environ`, 'utf8')).split('\0')
     expect(cmdline).toContain('--max-semi-space-size=8')
+    expect(cmdline).toContain('--heap-growing-percent=50')
     expect(environ).toContain('MALLOC_ARENA_MAX=2')
     // the pid the test spawned is the daemon itself: signals and exit codes need no forwarding
     expect(await d.json(['id'])).toMatchObject({ ID: expect.any(String) })
