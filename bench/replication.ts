@@ -31,6 +31,7 @@ import type { Daemon, Procs } from './core/proc.ts'
 import type { ChildProcess } from 'node:child_process'
 import { writeResultsSection } from './core/results.ts'
 import { MALLOC_ARENAS, SEMI_SPACE_MB } from '../src/cli/daemon-runtime.ts'
+import { noiseCrypto } from '../src/net/noise-crypto.ts'
 
 const { values: flags } = parseArgs({
   options: {
@@ -83,11 +84,11 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 
 // ---------------------------------------------------------------- raw peer (child process mode)
 function bareNode (): ReturnType<typeof createLibp2p> {
-  // the daemon's own transport stack with its defaults (src/net/libp2p.ts: tcp(), noise(), yamux())
+  // the daemon's own transport stack with its defaults (src/net/libp2p.ts: tcp(), noise with its cipher adapter, yamux())
   return createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto() })],
     streamMuxers: [yamux()]
   })
 }

@@ -6,6 +6,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { bandwidthLimiter } from './bandwidth.ts'
+import { noiseCrypto } from './noise-crypto.ts'
 import { connectionPruner } from './pruner.ts'
 import { parseBytes } from '../store/config.ts'
 import type { PinboxConfig } from '../store/config.ts'
@@ -148,7 +149,7 @@ export async function libp2pOptions (components: Libp2pComponents, config: Netwo
       announce: config.announce
     },
     transports: [tcp(), webSockets(), circuitRelayTransport()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto() })],
     // yamux grows a stream's window to 16 MiB by default and a paused reader still receives what was granted:
     // a replica fetch held 2 x 16 MiB per stream; 4 MiB keeps the window above a fast link's bandwidth-delay product
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],
