@@ -8,15 +8,14 @@
  * `--quick` is a smoke size that only checks the script; it prints and does not write results.md.
  */
 import { spawn } from 'node:child_process'
-import { randomFillSync } from 'node:crypto'
-import { createReadStream, existsSync, statSync } from 'node:fs'
-import { mkdir, open, rm } from 'node:fs/promises'
+import { createReadStream, existsSync } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { durableImport, STORE_LABELS } from './core/blockstores.ts'
 import type { StoreKind } from './core/blockstores.ts'
-import { buildPinned, buildUnpinned, fixtureStateFile, markUnpinnedGone } from './core/fixture.ts'
+import { buildPinned, buildUnpinned, fixtureStateFile, markUnpinnedGone, randomFile } from './core/fixture.ts'
 import { createProcs, freePort, ROOT, rssKiB, sampleRss } from './core/proc.ts'
 import type { Procs } from './core/proc.ts'
 import { writeResultsSection } from './core/results.ts'
@@ -70,21 +69,6 @@ const row = (r: Row): void => {
   log(`${r.what}: ${r.value} (baseline ${r.baseline}, ratio ${r.ratio}, goal ${r.goal}) ${r.verdict}`)
 }
 
-async function randomFile (path: string, bytes: number): Promise<void> {
-  if (existsSync(path) && statSync(path).size === bytes) return
-  log(`writing ${bytes / MIB} MiB of random bytes to ${path}`)
-  const fh = await open(path, 'w')
-  try {
-    const buf = new Uint8Array(16 * MIB)
-    for (let left = bytes; left > 0; left -= buf.length) {
-      const n = Math.min(buf.length, left)
-      randomFillSync(buf, 0, n)
-      await fh.write(buf, 0, n)
-    }
-  } finally {
-    await fh.close()
-  }
-}
 
 async function ensureRepo (procs: Procs, repo: string): Promise<void> {
   if (existsSync(join(repo, 'config.json'))) return
@@ -257,7 +241,7 @@ async function benchGc (procs: Procs): Promise<void> {
   const stateFile = fixtureStateFile(TMP)
   const bytes = SIZE.gcAddMiB * MIB
   const spec = { dags: SIZE.dags, blocksPerDag: SIZE.blocksPerDag, unpinned: SIZE.unpinned, blockSize: BLOCK_SIZE }
-  await randomFile(src, bytes)
+  await randomFile(src, bytes, log)
   await ensureRepo(procs, repo)
   const pinned = await buildPinned(repo, stateFile, spec, log)
   notes.push(`GC fixture: ${SIZE.dags} DAGs x ${SIZE.blocksPerDag} blocks (dag-pb root + ${SIZE.blocksPerDag - 1} raw leaves of ${BLOCK_SIZE} B) pinned recursively, written in-process through the repo's blockstore and pin manager while the daemon was stopped: ${f0(pinned.pinnedMs / 1000)} s (summed over resumed builds).`)
@@ -345,7 +329,7 @@ async function main (): Promise<void> {
     await mkdir(TMP, { recursive: true })
     const src = join(TMP, `src-${SIZE.addMiB}m.bin`)
     const repo = join(TMP, 'repo')
-    if (only.has('add') || only.has('get') || only.has('compare')) await randomFile(src, SIZE.addMiB * MIB)
+    if (only.has('add') || only.has('get') || only.has('compare')) await randomFile(src, SIZE.addMiB * MIB, log)
     if (only.has('add') || only.has('get') || only.has('startup')) await ensureRepo(procs, repo)
     const order: Array<[Part, () => Promise<void>]> = [
       ['add', () => benchAdd(procs, repo, src)],

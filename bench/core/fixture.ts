@@ -9,7 +9,8 @@
  */
 import { spawnSync } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
-import { readFile, writeFile } from 'node:fs/promises'
+import { existsSync, statSync } from 'node:fs'
+import { open, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
@@ -131,4 +132,22 @@ export async function markUnpinnedGone (stateFile: string): Promise<void> {
 
 export function fixtureStateFile (dir: string): string {
   return join(dir, 'gc-fixture.json')
+}
+
+/** A file of `bytes` random bytes at `path`, written in 16 MiB pieces; kept when it already has that size. */
+export async function randomFile (path: string, bytes: number, log: (line: string) => void): Promise<void> {
+  if (existsSync(path) && statSync(path).size === bytes) return
+  const MIB = 1024 * 1024
+  log(`writing ${bytes / MIB} MiB of random bytes to ${path}`)
+  const fh = await open(path, 'w')
+  try {
+    const buf = new Uint8Array(16 * MIB)
+    for (let left = bytes; left > 0; left -= buf.length) {
+      const n = Math.min(buf.length, left)
+      randomFillSync(buf, 0, n)
+      await fh.write(buf, 0, n)
+    }
+  } finally {
+    await fh.close()
+  }
 }
