@@ -13,9 +13,8 @@
  * The same file is the raw peer: `--raw-peer sink` serves a byte sink, `--raw-peer send` times one
  * stream into it (spawned by the benchmark itself).
  */
-import { randomBytes, randomFillSync } from 'node:crypto'
-import { existsSync, statSync } from 'node:fs'
-import { mkdir, open, readFile, rm } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import { spawn } from 'node:child_process'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -29,8 +28,9 @@ import { initRepo, loadConfig, saveConfig } from '../src/store/repo.ts'
 import { createProcs, freePort, ROOT, rssKiB } from './core/proc.ts'
 import type { Daemon, Procs } from './core/proc.ts'
 import type { ChildProcess } from 'node:child_process'
+import { randomFile } from './core/fixture.ts'
 import { writeResultsSection } from './core/results.ts'
-import { MALLOC_ARENAS, SEMI_SPACE_MB } from '../src/cli/daemon-runtime.ts'
+import { tunedRuntime } from '../src/cli/daemon-runtime.ts'
 import { noiseCrypto } from '../src/net/noise-crypto.ts'
 
 const { values: flags } = parseArgs({
@@ -226,21 +226,6 @@ async function pool (
 }
 
 // ---------------------------------------------------------------- 256 MiB: raw stream vs replication
-async function randomFile (path: string, bytes: number): Promise<void> {
-  if (existsSync(path) && statSync(path).size === bytes) return
-  log(`writing ${bytes / MIB} MiB of random bytes to ${path}`)
-  const fh = await open(path, 'w')
-  try {
-    const buf = new Uint8Array(16 * MIB)
-    for (let left = bytes; left > 0; left -= buf.length) {
-      const n = Math.min(buf.length, left)
-      randomFillSync(buf, 0, n)
-      await fh.write(buf, 0, n)
-    }
-  } finally {
-    await fh.close()
-  }
-}
 
 // raw peers are not daemons, so they are tracked here rather than by procs
 const rawChildren = new Set<ChildProcess>()
@@ -248,11 +233,8 @@ const rawChildren = new Set<ChildProcess>()
 function spawnSelf (args: string[]): ChildProcess {
   // the raw peers run with the daemon's own memory settings (src/cli/daemon-runtime.ts), so the
   // baseline is the same runtime, not one the daemon does not get
-  const child = spawn(process.execPath, [`--max-semi-space-size=${SEMI_SPACE_MB}`, join(ROOT, 'bench', 'replication.ts'), ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, MALLOC_ARENA_MAX: MALLOC_ARENAS }
-  })
+  const { flags, env } = tunedRuntime([], process.env)
+  const child = spawn(process.execPath, [...flags, join(ROOT, 'bench', 'replication.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env })
   rawChildren.add(child)
   child.once('exit', () => { rawChildren.delete(child) })
   return child
@@ -415,7 +397,7 @@ async function main (): Promise<void> {
     const many: ManyResult = { addMs: [], pinMs: [], waitMs: [], rmMs: [], peaks: [], placement: [], totalBytes: [] }
     const big: BigResult | undefined = only.has('big') ? { rawMs: [], replMs: [], peaks: [], receivers: [], bytes: SIZE.bigMiB * MIB, rawHwm: { sender: 0, sink: 0 } } : undefined
     const src = join(TMP, `src-${SIZE.bigMiB}m.bin`)
-    if (big != null) await randomFile(src, big.bytes)
+    if (big != null) await randomFile(src, big.bytes, log)
     const sink = big != null ? await startSink() : undefined
     try {
       // interleaved: each round runs the raw stream, the big replication, then the small files

@@ -62,15 +62,25 @@ export interface ProcessFacts {
 export function daemonExecPlan (facts: ProcessFacts): ExecPlan | undefined {
   if (facts.env[TUNED_ENV] != null) return undefined
   if (commandOf(facts.argv.slice(2)) !== 'daemon') return undefined
-  const given = [...facts.execArgv, facts.env.NODE_OPTIONS ?? '']
+  const { flags, env } = tunedRuntime(facts.execArgv, facts.env)
+  env[TUNED_ENV] = '1'
+  return { args: [facts.execPath, ...facts.execArgv, ...flags, ...facts.argv.slice(1)], env }
+}
+
+/**
+ * The node flags and environment that give a process the daemon's memory settings, keeping any
+ * the process was already given. Also used for the benchmark's raw libp2p peers, so their
+ * baseline runs on the same runtime as the daemon.
+ */
+export function tunedRuntime (execArgv: readonly string[], baseEnv: Readonly<Record<string, string | undefined>>): { flags: string[], env: Record<string, string> } {
+  const given = [...execArgv, baseEnv.NODE_OPTIONS ?? '']
   const chosen = (flag: string): boolean => given.some(a => a.includes(flag))
   const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(facts.env)) if (v != null) env[k] = v
-  env[TUNED_ENV] = '1'
+  for (const [k, v] of Object.entries(baseEnv)) if (v != null) env[k] = v
   env.MALLOC_ARENA_MAX ??= MALLOC_ARENAS
   const flags = [
     ...(chosen('semi-space-size') ? [] : [`--max-semi-space-size=${SEMI_SPACE_MB}`]),
     ...(chosen('heap-growing-percent') ? [] : [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`])
   ]
-  return { args: [facts.execPath, ...facts.execArgv, ...flags, ...facts.argv.slice(1)], env }
+  return { flags, env }
 }
