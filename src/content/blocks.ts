@@ -28,11 +28,8 @@ export async function readBlock (blockstore: Pick<Blockstore, 'get'>, cid: CID, 
       chunks.push(chunk)
       length += chunk.byteLength
     }
-  } catch (err: any) {
-    if (err?.name === 'NotFoundError' || err?.code === 'ERR_NOT_FOUND') {
-      throw new BlockMissingError(cid, { cause: err })
-    }
-    throw err
+  } catch (err) {
+    throw asBlockMissing(err, cid)
   }
   if (chunks.length === 1 && chunks[0] != null) {
     return chunks[0]
@@ -49,12 +46,14 @@ export async function readBlockPooled (blockstore: Pick<Blockstore, 'get'> & { g
   if (pool == null || blockstore.getPooled == null || cid.multihash.code === IDENTITY_CODE) return await readBlock(blockstore, cid, options)
   try {
     return await blockstore.getPooled(cid, pool, options)
-  } catch (err: any) {
-    if (err?.name === 'NotFoundError' || err?.code === 'ERR_NOT_FOUND') {
-      throw new BlockMissingError(cid, { cause: err })
-    }
-    throw err
+  } catch (err) {
+    throw asBlockMissing(err, cid)
   }
+}
+
+/** The store's NotFoundError as our typed ERR_BLOCK_MISSING; other errors unchanged. */
+function asBlockMissing (err: any, cid: CID): unknown {
+  return err?.name === 'NotFoundError' || err?.code === 'ERR_NOT_FOUND' ? new BlockMissingError(cid, { cause: err }) : err
 }
 
 /** `parts` joined into one new array; `length` is their total, when the caller already counted it. */

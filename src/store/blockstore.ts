@@ -440,15 +440,20 @@ class FlatfsBlockstore implements FlatBlockstore {
     }
   }
 
-  private async read (cid: CID): Promise<Uint8Array> {
+  /** The file of a block once any delete of it in flight has landed. */
+  private async readablePath (cid: CID): Promise<string> {
     this.assertOpen()
     const key = multihashKey(cid)
     await this.waitForDelete(key)
+    return this.fileOf(key)
+  }
+
+  private async read (cid: CID): Promise<Uint8Array> {
+    const file = await this.readablePath(cid)
     try {
-      return await fs.readFile(this.fileOf(key))
+      return await fs.readFile(file)
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`block ${cid} not found`)
-      throw err
+      throw notFound(err, cid)
     }
   }
 
@@ -457,15 +462,12 @@ class FlatfsBlockstore implements FlatBlockstore {
   }
 
   async getPooled (cid: CID, pool: BufferPool, _options?: AbortOptions): Promise<Uint8Array> {
-    this.assertOpen()
-    const key = multihashKey(cid)
-    await this.waitForDelete(key)
+    const file = await this.readablePath(cid)
     let handle: fs.FileHandle
     try {
-      handle = await fs.open(this.fileOf(key), 'r')
+      handle = await fs.open(file, 'r')
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`block ${cid} not found`)
-      throw err
+      throw notFound(err, cid)
     }
     try {
       const { size } = await handle.stat()
@@ -598,6 +600,11 @@ class FlatfsBlockstore implements FlatBlockstore {
       }
     })
   }
+}
+
+/** A missing block file as the store's NotFoundError; other errors unchanged. */
+function notFound (err: unknown, cid: CID): unknown {
+  return errnoCode(err) === 'ENOENT' ? new NotFoundError(`block ${cid} not found`) : err
 }
 
 export function createBlockstore (init: BlockstoreInit): FlatBlockstore {
