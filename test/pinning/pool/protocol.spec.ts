@@ -5,7 +5,7 @@ import { walkDag } from '../../../src/content/dag-walk.ts'
 import { DAG_PROTOCOL, verifyReceipt } from '../../../src/pinning/pool/index.ts'
 import { requestPins, requestStatus } from '../../../src/pinning/pool/pin-protocol.ts'
 import { fetchDag } from '../../../src/pinning/pool/transfer.ts'
-import { addFile, cleanup, connect, createPeer, tempDir } from './utils.ts'
+import { addFile, cleanup, connect, trackedPeer } from './utils.ts'
 import { varint } from 'multiformats'
 import type { Peer } from './utils.ts'
 import type { CID } from 'multiformats/cid'
@@ -36,13 +36,7 @@ describe('pool protocols between real libp2p peers', () => {
   let A: Peer, B: Peer, C: Peer, D: Peer, E: Peer, H: Peer, L: Peer, S: Peer
 
   beforeAll(async () => {
-    const make = async (maxBytes?: number): Promise<Peer> => {
-      const dir = await tempDir()
-      dirs.push(dir)
-      const peer = await createPeer(dir, maxBytes == null ? {} : { maxBytes })
-      peers.push(peer)
-      return peer
-    }
+    const make = async (maxBytes?: number): Promise<Peer> => await trackedPeer(peers, dirs, maxBytes == null ? {} : { maxBytes })
     ;[A, B, C, D, E, H, L, S] = await Promise.all([make(), make(), make(), make(100 * 1024), make(), make(), make(), make()]) as [Peer, Peer, Peer, Peer, Peer, Peer, Peer, Peer]
     const members = [A, B, C, D, E, H, L].map(p => p.id)
     // members are offered replicas in list order here (the default is rendezvous order), so the

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PIN_PROTOCOL } from '../../../src/pinning/pool/index.ts'
-import { addFile, cleanup, connect, createPeer, tempDir } from './utils.ts'
+import { addFile, cleanup, connect, trackedPeer } from './utils.ts'
 import type { Peer } from './utils.ts'
 import type { CID } from 'multiformats/cid'
 
@@ -12,13 +12,7 @@ describe('removing many replicated pins at once', () => {
   let A: Peer, B: Peer
 
   beforeAll(async () => {
-    const make = async (): Promise<Peer> => {
-      const dir = await tempDir()
-      dirs.push(dir)
-      const peer = await createPeer(dir)
-      peers.push(peer)
-      return peer
-    }
+    const make = async (): Promise<Peer> => await trackedPeer(peers, dirs)
     ;[A, B] = await Promise.all([make(), make()]) as [Peer, Peer]
     const members = [A.id, B.id]
     await A.startPool({ members, sharePerMember: 10 * 1024 * 1024 })

@@ -8,7 +8,7 @@ import { encodeCarHeader } from '../../../src/content/car.ts'
 import { walkDag } from '../../../src/content/dag-walk.ts'
 import { DAG_PROTOCOL } from '../../../src/pinning/pool/index.ts'
 import { createDagServer, fetchDag } from '../../../src/pinning/pool/transfer.ts'
-import { addFile, cleanup, connect, createPeer, tempDir } from './utils.ts'
+import { addFile, cleanup, connect, trackedPeer } from './utils.ts'
 import type { Peer } from './utils.ts'
 import type { RepoBlockstore } from '../../../src/store/types.ts'
 import type { Libp2p, Stream, StreamHandler } from '@libp2p/interface'
@@ -45,13 +45,7 @@ describe('DAG transfer between real libp2p peers', () => {
   let handedToStream = 0
 
   beforeAll(async () => {
-    const make = async (): Promise<Peer> => {
-      const dir = await tempDir()
-      dirs.push(dir)
-      const peer = await createPeer(dir)
-      peers.push(peer)
-      return peer
-    }
+    const make = async (): Promise<Peer> => await trackedPeer(peers, dirs)
     ;[H, R, F] = await Promise.all([make(), make(), make()]) as [Peer, Peer, Peer]
     // the holder's real DAG server, its stream's send counted
     const counting: Pick<Libp2p, 'handle' | 'unhandle'> = {

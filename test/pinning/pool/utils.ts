@@ -64,6 +64,15 @@ export async function createPeer (dir: string, options: { maxBytes?: number } = 
   return peer
 }
 
+/** A peer in a new temp folder, both recorded for `cleanup(peers, dirs)`. */
+export async function trackedPeer (peers: Peer[], dirs: string[], options: { maxBytes?: number } = {}): Promise<Peer> {
+  const dir = await tempDir()
+  dirs.push(dir)
+  const peer = await createPeer(dir, options)
+  peers.push(peer)
+  return peer
+}
+
 export async function connect (a: Peer, b: Peer): Promise<void> {
   await a.libp2p.dial(b.libp2p.getMultiaddrs()[0] as any)
 }
