@@ -8,6 +8,7 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
+import { mountTmpfs, tmpfsAvailable } from '../helpers/tmpfs.ts'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { multihashKey } from '../../src/store/blockstore.ts'
 import { defaultConfig, setConfigValue } from '../../src/store/config.ts'
@@ -210,9 +211,9 @@ describe('repo', () => {
     await repo.close()
   })
 
-  it.skipIf(process.getuid?.() !== 0)('a full disk gives ERR_DISK_FULL naming the path and leaves config and blocks whole', async (ctx) => {
+  it.skipIf(!tmpfsAvailable)('a full disk gives ERR_DISK_FULL naming the path and leaves config and blocks whole', async (ctx) => {
     await fs.mkdir(path)
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', path]).status !== 0) ctx.skip('cannot mount a tmpfs here')
+    mountTmpfs(path, '4m', ctx)
     try {
       await initRepo(path)
       const repo = await openRepo(path)
