@@ -118,10 +118,10 @@ export function createReplicationManager (components: ReplicationComponents, ini
     await db.batch(list.map(r => ({ type: 'put' as const, sublevel: recordsDb, key: r.cid, value: r })))
   }
 
-  /** Members not holding or tried for this pin yet, in the pin's own rendezvous order (placement.ts). */
-  function candidates (record: StoredPin): string[] {
+  /** Members not holding or tried for this pin yet, in no particular order. */
+  function unused (record: StoredPin): string[] {
     const used = new Set(record.status.map(s => s.peer))
-    return placement(record.cid, components.members().filter(m => m !== self && !used.has(m)))
+    return components.members().filter(m => m !== self && !used.has(m))
   }
 
   function remotes (record: StoredPin): StoredReplica[] {
@@ -132,7 +132,8 @@ export function createReplicationManager (components: ReplicationComponents, ini
   function topUp (record: StoredPin): boolean {
     let changed = false
     let active = remotes(record).filter(s => ACTIVE.has(s.state)).length
-    const free = candidates(record)
+    // the pin's own rendezvous order (placement.ts), computed only when a replica is to be placed
+    const free = active < record.replicas - 1 ? placement(record.cid, unused(record)) : []
     while (active < record.replicas - 1 && free.length > 0) {
       const peer = free.shift() as string
       record.status.push({ peer, state: 'queued', since: Date.now() })
@@ -145,7 +146,7 @@ export function createReplicationManager (components: ReplicationComponents, ini
   function isSettled (record: StoredPin): boolean {
     const rs = remotes(record)
     if (rs.some(s => s.state === 'queued' || s.state === 'pinning')) return false
-    return rs.filter(s => s.state === 'pinned').length >= record.replicas - 1 || candidates(record).length === 0
+    return rs.filter(s => s.state === 'pinned').length >= record.replicas - 1 || unused(record).length === 0
   }
 
   function notify (record: StoredPin): void {
