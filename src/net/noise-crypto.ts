@@ -10,10 +10,10 @@ const TAG_BYTES = 16
 const SMALL = 1200
 
 /**
- * Noise's transport cipher with two allocations fewer per 64 KiB frame than the library's Node
- * path, byte-for-byte the same ciphertext. The library builds a KeyObject from the session key
- * for every frame and joins ciphertext and tag into a new buffer; here the KeyObject is built
- * once per session key, and the frame goes out as [ciphertext, tag] without the join. Every
+ * Noise's transport cipher with less work per 64 KiB frame than the library's Node path,
+ * byte-for-byte the same ciphertext. The library builds a KeyObject from the session key for
+ * every frame (sealing and opening) and joins ciphertext and tag into a new buffer; here the
+ * KeyObject is built once per session key, and the frame goes out as [ciphertext, tag]. Every
  * buffer allocated outside V8's heap counts towards the ~64 MB after which V8 runs a full
  * collection, which is most of what a replication costs (bench/results.md).
  */
