@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { multihashKey } from './blockstore.ts'
 import type { BlockLeases, RepoBlockstore } from './types.ts'
 import type { AbortOptions } from 'abort-error'
@@ -6,7 +7,7 @@ import type { CID } from 'multiformats/cid'
 export interface GcComponents {
   /** `remove` (bytes freed) is used when present, so the result can report freed bytes. */
   blockstore: Pick<RepoBlockstore, 'cids' | 'delete'> & { remove?(cid: CID, options?: AbortOptions): Promise<number> }
-  leases: Pick<BlockLeases, 'beginGc' | 'endGc' | 'isProtected'>
+  leases: Pick<BlockLeases, 'beginGc' | 'endGc' | 'isProtected' | 'active'>
   /** Every CID referenced by a pin (the mark set). */
   reachable(options: AbortOptions): AsyncIterable<CID>
 }
@@ -14,6 +15,13 @@ export interface GcComponents {
 export interface GcInit {
   /** Deletes in flight during the sweep. */
   concurrency?: number
+  /**
+   * While a writer holds a lease the GC yields: one delete in flight, and after every `sliceMs`
+   * of work it sleeps `pauseMs`. An add shares the event loop and the libuv pool (unlinks and
+   * block writes queue on the same 4 threads), and it is the user's wait; the GC is not.
+   * `false`: never yield (tests that race a writer against a full-speed sweep).
+   */
+  yield?: { sliceMs?: number, pauseMs?: number } | false
 }
 
 export interface GcResult {
@@ -40,7 +48,26 @@ export interface Gc {
 export function createGc (components: GcComponents, init: GcInit = {}): Gc {
   const { blockstore, leases, reachable } = components
   const concurrency = init.concurrency ?? 32
+  const yielding = init.yield !== false
+  const sliceMs = (init.yield === false ? undefined : init.yield?.sliceMs) ?? 5
+  const pauseMs = (init.yield === false ? undefined : init.yield?.pauseMs) ?? 20
   let current: Promise<GcResult> | undefined
+  let sliceStart = 0
+
+  /** Resolves at once with no writer about; with one, sleeps once the slice is used up. */
+  async function yieldToWriters (): Promise<void> {
+    if (!yielding || leases.active === 0) {
+      sliceStart = 0
+      return
+    }
+    const now = performance.now()
+    if (sliceStart === 0) sliceStart = now
+    if (now - sliceStart < sliceMs) return
+    await sleep(pauseMs)
+    sliceStart = performance.now()
+  }
+
+  const limit = (): number => yielding && leases.active > 0 ? 1 : concurrency
 
   async function sweep (options: AbortOptions): Promise<GcResult> {
     const started = Date.now()
@@ -51,8 +78,10 @@ export function createGc (components: GcComponents, init: GcInit = {}): Gc {
     let failure: { err: unknown } | undefined
     try {
       const mark = new Set<string>()
+      let n = 0
       for await (const cid of reachable(options)) {
         mark.add(multihashKey(cid))
+        if ((++n & 1023) === 0) await yieldToWriters()
       }
       for await (const cid of blockstore.cids(options)) {
         options.signal?.throwIfAborted()
@@ -63,8 +92,9 @@ export function createGc (components: GcComponents, init: GcInit = {}): Gc {
           : Promise.resolve(blockstore.delete(cid, options)).then(() => { removed++ })
         const tracked: Promise<void> = deleting.catch((err: unknown) => { failure ??= { err } }).finally(() => { inflight.delete(tracked) })
         inflight.add(tracked)
-        if (inflight.size >= concurrency) await Promise.race(inflight)
+        while (inflight.size >= limit()) await Promise.race(inflight)
         if (failure != null) break
+        await yieldToWriters()
       }
     } finally {
       await Promise.all(inflight)

@@ -12,11 +12,16 @@ import type { CID } from 'multiformats/cid'
 export function createLeases (): BlockLeases {
   const counts = new Map<string, number>()
   let gcProtected: Set<string> | undefined
+  let active = 0
 
   return {
+    get active () {
+      return active
+    },
     open (): Lease {
       const keys = new Set<string>()
       let closed = false
+      active++
       return {
         add (cid: CID): void {
           if (closed) throw new LeaseClosedError()
@@ -29,6 +34,7 @@ export function createLeases (): BlockLeases {
         close (): void {
           if (closed) return
           closed = true
+          active--
           for (const key of keys) {
             const n = (counts.get(key) ?? 1) - 1
             if (n <= 0) counts.delete(key)

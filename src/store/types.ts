@@ -38,6 +38,8 @@ export interface Lease {
 
 export interface BlockLeases {
   open(): Lease
+  /** Leases open right now: a writer (add, pin, import, replica fetch) is at work. */
+  readonly active: number
   /** True when any open lease, or the current GC run's protected set, holds the CID. */
   isProtected(cid: CID): boolean
   /** Called by GC: from now until `endGc()`, every leased CID is remembered as protected. */

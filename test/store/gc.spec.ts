@@ -123,7 +123,7 @@ describe('gc', () => {
       reachable: async function * () {
         for (const b of [...pinned.values()]) yield b.cid
       }
-    })
+    }, { yield: false })
 
     let done = false
     let running = true
@@ -164,6 +164,38 @@ describe('gc', () => {
     }
     expect(store.stat().blocks).toBe(left.size)
     console.log(`gc over ${N} blocks: removed ${result.removed} in ${result.durationMs} ms with ${writesDuringGc} concurrent writes (${writes} total)`)
+  })
+
+  it('yields to a writer: one delete at a time while a lease is open, full concurrency without one', async () => {
+    const blocks = await Promise.all(Array.from({ length: 200 }, async (_, i) => await block(`garbage ${i}`)))
+    for (const b of blocks) await store.put(b.cid, b.bytes)
+    let inflight = 0
+    let peak = 0
+    const counting = {
+      cids: store.cids.bind(store),
+      delete: store.delete.bind(store),
+      remove: async (cid: CID): Promise<number> => {
+        peak = Math.max(peak, ++inflight)
+        try {
+          return await store.remove(cid)
+        } finally {
+          inflight--
+        }
+      }
+    }
+    const gc = createGc({ blockstore: counting, leases, reachable: async function * () {} }, { yield: { sliceMs: 1, pauseMs: 1 } })
+
+    const writer = leases.open()
+    expect(leases.active).toBe(1)
+    expect((await gc.run()).removed).toBe(200)
+    expect(peak).toBe(1)
+    writer.close()
+    expect(leases.active).toBe(0)
+
+    for (const b of blocks) await store.put(b.cid, b.bytes)
+    peak = 0
+    expect((await gc.run()).removed).toBe(200)
+    expect(peak).toBeGreaterThan(1)
   })
 
   it('auto-GC runs past the watermark of the quota, on poke and on the interval', async () => {

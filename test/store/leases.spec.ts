@@ -31,10 +31,13 @@ describe('leases', () => {
     const l2 = leases.open()
     l1.add(a)
     l2.add(a)
+    expect(leases.active).toBe(2)
     l1.close()
     l1.close()
+    expect(leases.active).toBe(1)
     expect(leases.isProtected(a)).toBe(true)
     l2.close()
+    expect(leases.active).toBe(0)
     expect(leases.isProtected(a)).toBe(false)
   })
 
