@@ -10,7 +10,7 @@ enableCompileCache()
 
 // `pinbox daemon` restarts itself in place with its memory settings (src/cli/daemon-runtime.ts);
 // the restarted process has them and goes on below.
-const { daemonExecPlan } = await import('../src/cli/daemon-runtime.ts')
+const { TUNED_ENV, daemonExecPlan } = await import('../src/cli/daemon-runtime.ts')
 const plan = daemonExecPlan(process)
 if (plan != null && typeof process.execve === 'function') {
   try {
@@ -18,6 +18,13 @@ if (plan != null && typeof process.execve === 'function') {
   } catch {
     // execve refused (an unusual sandbox): run with Node's defaults, only using more memory
   }
+}
+
+// A long-lived daemon should not carry Node's undici, which an ESM import of node:http pulls in
+// (src/cli/lean-http.ts); short CLI calls use fetch, so they keep it.
+if (process.env[TUNED_ENV] != null || plan != null) {
+  const { dropHttpUndiciGetters } = await import('../src/cli/lean-http.ts')
+  dropHttpUndiciGetters()
 }
 
 const { main } = await import('../src/cli/main.ts')
