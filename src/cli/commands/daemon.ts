@@ -1,8 +1,10 @@
 import { flushCompileCache } from 'node:module'
+import { performance } from 'node:perf_hooks'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { Command } from 'commander'
 import { action } from '../command.ts'
+import { createMemoryReducer } from '../memory-reducer.ts'
 import type { Runtime } from '../command.ts'
 import { example } from '../help.ts'
 import { output, printOutput } from '../printer.ts'
@@ -27,17 +29,31 @@ export const SETTLE_GC_MS = 3000
  * ~170 MiB resident, ~120 MiB after this one collection. It is V8's "last resort" kind, which
  * also compacts the heap and hands its free pages back: ~2 MiB less at 60 s than a plain one.
  * Node offers no gc() without --expose-gc, so the flag is set at run time and the function
- * taken from a fresh context.
+ * taken from a fresh context. From then on the memory reducer does the same after bursts of work.
  */
-function settleAfterStartup (): void {
+function settleAfterStartup (): { stop(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let reducer: ReturnType<typeof createMemoryReducer> | undefined
   try {
     setFlagsFromString('--expose-gc')
-    const gc = runInNewContext('gc') as unknown
-    if (typeof gc === 'function') {
-      setTimeout(() => { gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }) }, SETTLE_GC_MS).unref()
+    const exposed = runInNewContext('gc') as unknown
+    if (typeof exposed === 'function') {
+      const gc = (): void => { exposed({ type: 'major', execution: 'sync', flavor: 'last-resort' }) }
+      timer = setTimeout(() => {
+        gc()
+        reducer = createMemoryReducer({ gc, rss: () => process.memoryUsage.rss(), utilization: performance.eventLoopUtilization.bind(performance) })
+        reducer.start()
+      }, SETTLE_GC_MS)
+      timer.unref()
     }
   } catch {
     // a Node without the flag: the daemon only keeps more memory
+  }
+  return {
+    stop () {
+      clearTimeout(timer)
+      reducer?.stop()
+    }
   }
 }
 
@@ -54,7 +70,7 @@ export function registerDaemon (program: Command, rt: Runtime): void {
       // the daemon's modules are now all loaded: write their compiled code to Node's compile cache
       // (when bin/pinbox.js enabled it) now, not at exit, so the next start finds it even after a kill
       flushCompileCache()
-      settleAfterStartup()
+      const settling = settleAfterStartup()
 
       const info: DaemonInfo = node.info()
       printOutput(rt.io, ctx.json, output(info, (d) => [
@@ -72,6 +88,7 @@ export function registerDaemon (program: Command, rt: Runtime): void {
         process.once('SIGTERM', () => { resolve('SIGTERM') })
       })
       rt.io.stderr.write(`received ${signal}, stopping\n`)
+      settling.stop()
       // A stuck service must not keep a box from shutting down or restarting.
       const force = setTimeout(() => {
         rt.io.stderr.write(`Error: the daemon did not stop within ${STOP_GRACE_MS / 1000} s; exiting anyway\n`)

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest'
+import { createMemoryReducer } from '../../src/cli/memory-reducer.ts'
+import type { EventLoopUtilization } from 'node:perf_hooks'
+
+const MiB = 1024 * 1024
+
+/** Readings the test sets by hand: busy share of the next interval and the RSS. */
+function readings (): { busy: number, rss: number, gcs: number, components: Parameters<typeof createMemoryReducer>[0] } {
+  const state = { busy: 0, rss: 100 * MiB, gcs: 0, components: undefined as unknown as Parameters<typeof createMemoryReducer>[0] }
+  let clock = 0
+  state.components = {
+    gc: () => { state.gcs++ },
+    rss: () => state.rss,
+    utilization: (current?: EventLoopUtilization, previous?: EventLoopUtilization): EventLoopUtilization => {
+      if (current != null && previous != null) {
+        const active = current.active - previous.active
+        const idle = current.idle - previous.idle
+        return { active, idle, utilization: active / (active + idle) }
+      }
+      clock += 1000
+      return { active: clock * state.busy, idle: clock * (1 - state.busy), utilization: state.busy }
+    }
+  }
+  return state
+}
+
+describe('memory reducer', () => {
+  it('collects once when the loop is quiet and RSS has grown, never while busy', () => {
+    const s = readings()
+    const reducer = createMemoryReducer(s.components, { growthBytes: 32 * MiB, quietBelow: 0.1 })
+
+    s.rss = 120 * MiB
+    expect(reducer.check()).toBe(false) // quiet, but grown only 20 MiB
+
+    s.rss = 200 * MiB
+    s.busy = 0.8
+    expect(reducer.check()).toBe(false) // grown, but busy
+    expect(s.gcs).toBe(0)
+
+    s.busy = 0.01
+    expect(reducer.check()).toBe(true)
+    expect(s.gcs).toBe(1)
+
+    // the collection freed little: the new level is the baseline, so no collection loop
+    s.rss = 190 * MiB
+    expect(reducer.check()).toBe(false)
+    expect(reducer.collections).toBe(1)
+  })
+
+  it('measures growth from the lowest level seen', () => {
+    const s = readings()
+    const reducer = createMemoryReducer(s.components, { growthBytes: 32 * MiB })
+    s.rss = 60 * MiB
+    expect(reducer.check()).toBe(false)
+    s.rss = 95 * MiB // 35 MiB above the 60 MiB seen, though below the 100 MiB it started at
+    expect(reducer.check()).toBe(true)
+  })
+})
