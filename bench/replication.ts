@@ -25,7 +25,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { initRepo, loadConfig, saveConfig } from '../src/store/repo.ts'
-import { createProcs, freePort, ROOT, rssKiB } from './core/proc.ts'
+import { cpuMs, createProcs, freePort, ROOT, rssKiB } from './core/proc.ts'
 import type { Daemon, Procs } from './core/proc.ts'
 import type { ChildProcess } from 'node:child_process'
 import { randomFile } from './core/fixture.ts'
@@ -117,6 +117,7 @@ async function rawSend (to: string, bytes: number): Promise<void> {
   try {
     const stream = await node.dialProtocol(multiaddr(to), RAW_PROTOCOL)
     const chunk = randomBytes(SEND_CHUNK)
+    const cpu0 = process.cpuUsage()
     const started = performance.now()
     for (let left = bytes; left > 0; left -= SEND_CHUNK) {
       const out = left >= SEND_CHUNK ? chunk : chunk.subarray(0, left)
@@ -127,7 +128,8 @@ async function rawSend (to: string, bytes: number): Promise<void> {
     for await (const _ of stream) acked = true
     const ms = performance.now() - started
     if (!acked) throw new Error('the sink did not acknowledge')
-    console.log(JSON.stringify({ ms, hwmKiB: rssKiB(process.pid).hwm }))
+    const cpu = process.cpuUsage(cpu0)
+    console.log(JSON.stringify({ ms, hwmKiB: rssKiB(process.pid).hwm, cpuMs: (cpu.user + cpu.system) / 1000 }))
   } finally {
     await node.stop()
   }
@@ -254,22 +256,34 @@ async function startSink (): Promise<{ addr: string, child: ChildProcess }> {
   return { addr, child }
 }
 
-async function rawRun (addr: string, bytes: number): Promise<{ ms: number, hwmKiB: number }> {
+async function rawRun (addr: string, bytes: number): Promise<{ ms: number, hwmKiB: number, cpuMs: number }> {
   const child = spawnSelf(['--raw-peer', 'send', '--to', addr, '--bytes', String(bytes)])
   let out = ''
   child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d })
   const code = await new Promise<number | null>(resolve => { child.once('close', resolve) })
   if (code !== 0) throw new Error(`raw sender exited ${code}`)
-  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { ms: number, hwmKiB: number }
+  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { ms: number, hwmKiB: number, cpuMs: number }
 }
 
-interface BigResult { rawMs: number[], replMs: number[], peaks: number[][], receivers: string[], bytes: number, rawHwm: { sender: number, sink: number } }
+interface BigResult {
+  rawMs: number[]
+  replMs: number[]
+  peaks: number[][]
+  receivers: string[]
+  bytes: number
+  rawHwm: { sender: number, sink: number }
+  /** CPU ms (all threads) of the raw sender + sink, and of the four daemons, per run. */
+  rawCpuMs: number[]
+  replCpuMs: number[]
+}
 
 /** One interleaved round: the raw stream, then the same bytes replicated from A to the member placement picks. */
 async function benchBig (procs: Procs, members: [Member, Member, ...Member[]], sampler: ReturnType<typeof rssSampler>, sink: { addr: string, child: ChildProcess }, src: string, result: BigResult): Promise<void> {
   const [A] = members
   const { bytes } = result
+  const sinkCpu0 = sink.child.pid == null ? NaN : cpuMs(sink.child.pid)
   const raw = await rawRun(sink.addr, bytes)
+  result.rawCpuMs.push(raw.cpuMs + (sink.child.pid == null ? NaN : cpuMs(sink.child.pid)) - sinkCpu0)
   const rawMs = raw.ms
   result.rawMs.push(rawMs)
   result.rawHwm.sender = Math.max(result.rawHwm.sender, raw.hwmKiB)
@@ -277,9 +291,12 @@ async function benchBig (procs: Procs, members: [Member, Member, ...Member[]], s
 
   const cid = (await procs.cliOk(A.repo, ['add', '-q', '--no-progress', src])).stdout.trim()
   sampler.reset()
+  const daemonsCpu = (): number => members.reduce((sum, m) => sum + (m.daemon == null ? 0 : cpuMs(m.daemon.pid)), 0)
+  const cpu0 = daemonsCpu()
   const started = performance.now()
   await call(A, 'pin/add', [['arg', cid], ['replicas', '2'], ['wait', 'true']])
   const replMs = performance.now() - started
+  result.replCpuMs.push(daemonsCpu() - cpu0)
   result.peaks.push(sampler.peaks())
   // the receiver is the member rendezvous placement chose for this CID
   const status = await call<ReplicaStatus>(A, 'pin/status', [['arg', cid]])
@@ -395,7 +412,7 @@ async function main (): Promise<void> {
     log(`pool of ${members.length} daemons up: ${members.map(m => `${m.name} pid ${m.daemon?.pid ?? '?'}`).join(', ')}`)
     const sampler = rssSampler(members)
     const many: ManyResult = { addMs: [], pinMs: [], waitMs: [], rmMs: [], peaks: [], placement: [], totalBytes: [] }
-    const big: BigResult | undefined = only.has('big') ? { rawMs: [], replMs: [], peaks: [], receivers: [], bytes: SIZE.bigMiB * MIB, rawHwm: { sender: 0, sink: 0 } } : undefined
+    const big: BigResult | undefined = only.has('big') ? { rawMs: [], replMs: [], peaks: [], receivers: [], bytes: SIZE.bigMiB * MIB, rawHwm: { sender: 0, sink: 0 }, rawCpuMs: [], replCpuMs: [] } : undefined
     const src = join(TMP, `src-${SIZE.bigMiB}m.bin`)
     if (big != null) await randomFile(src, big.bytes, log)
     const sink = big != null ? await startSink() : undefined
@@ -420,6 +437,13 @@ async function main (): Promise<void> {
       notes.push(`${SIZE.bigMiB} MiB runs: receivers ${big.receivers.join(', ')}; raw ${big.rawMs.map(ms => f0(mbps(big.bytes, ms))).join(', ')} MB/s; replication ${big.replMs.map(ms => f0(mbps(big.bytes, ms))).join(', ')} MB/s. ` +
         'The file is added to A (untimed) before each run and unpinned on both and GC\'d after it; the raw stream sends the same byte count in 256 KiB writes and stops its clock on the sink\'s 1-byte acknowledgement. ' +
         `The bare libp2p processes peaked at VmHWM ${mib(big.rawHwm.sender)} MiB (sender) and ${mib(big.rawHwm.sink)} MiB (sink).`)
+      // what each way costs the two shared cores: the ceiling a transfer has here is cores / (CPU-s per GB)
+      const perGB = (ms: number): number => ms / 1000 / (big.bytes / 1e9)
+      const rawCpu = perGB(median(big.rawCpuMs))
+      const replCpu = perGB(median(big.replCpuMs))
+      notes.push(`CPU per GB moved (user + system, all threads, median): raw stream ${f2(rawCpu)} s (sender + sink); replication ${f2(replCpu)} s (the four daemons). ` +
+        `With ${cpus().length} cores and nothing else running, that CPU alone caps the raw stream at ${f0(1000 * cpus().length / rawCpu)} MB/s and replication at ${f0(1000 * cpus().length / replCpu)} MB/s ` +
+        `(ratio ${f2(rawCpu / replCpu)}), before any waiting for the disk.`)
     }
     if (many.pinMs.length > 0) {
       const t = median(many.pinMs)

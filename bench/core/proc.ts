@@ -52,6 +52,21 @@ export function rssKiB (pid: number): { rss: number, hwm: number } {
   return { rss: field('VmRSS'), hwm: field('VmHWM') }
 }
 
+/** CPU time (user + system, all threads) a process has used so far, in ms; NaN once it is gone. */
+export function cpuMs (pid: number): number {
+  try {
+    // the command name (field 2) may hold spaces: count fields after its closing parenthesis
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS
+  } catch {
+    return NaN
+  }
+}
+
+/** USER_HZ: Linux reports /proc times in 1/100 s on every architecture Node runs on here. */
+const CLOCK_TICKS = 100
+
 /** Samples VmRSS every `everyMs`; stop() returns the largest sample and the kernel's VmHWM. */
 export function sampleRss (pid: number, everyMs = 50): { stop(): { peakRssKiB: number, hwmKiB: number, samples: number } } {
   let peak = 0

@@ -8,12 +8,13 @@
  * generation to 2 x 64 MB semi-spaces under the daemon's streaming load and glibc gives each
  * thread its own arena, so a daemon replicating 10,000 small pins peaked at 402 MiB and the
  * 1 GiB add at 269 MiB; with an 8 MB semi-space and 2 arenas the same runs peaked at ~210 and
- * ~165 MiB at the same speed (within the run-to-run noise).
+ * ~165 MiB at the same speed (within the run-to-run noise). A 4 MB semi-space then took the
+ * 256 MiB replication that follows a 10,000-pin run from 238-306 to 222 MiB, with the add's
+ * speed unchanged (3 alternating pairs of 1 GiB adds: 312-481 against 361-463 MB/s).
  */
-
 /** Set by the re-executed process; set it yourself to run the daemon with Node's defaults. */
 export const TUNED_ENV = 'PINBOX_DAEMON_TUNED'
-export const SEMI_SPACE_MB = 8
+export const SEMI_SPACE_MB = 4
 /**
  * The old generation may grow to 1.5x what the last full GC kept (V8 picks 1.1x to 4x by
  * itself): a daemon keeping ~50 MB alive let its heap reach 210 MB between collections while
