@@ -23,22 +23,6 @@ export const SEMI_SPACE_MB = 4
  */
 export const HEAP_GROWING_PERCENT = 50
 export const MALLOC_ARENAS = '2'
-/**
- * Lets V8 count the buffers outside its heap (block reads, socket chunks, noise frames) into the
- * limit of its full collections, instead of starting one for every 64 MB of them. In a 256 MiB
- * replication over loopback the four daemons used 9.9-10.4 CPU-s per GB moved with it against
- * 13.3-13.8 without (most of the difference is V8's marking threads), and the replication ran at
- * 153-171 MB/s against 118-136, peaks 220-226 MiB. A node that does not know the flag refuses to
- * start, so it is only passed to the V8 it was measured on (13.6, Node 24) or newer.
- */
-export const EXTERNAL_MEMORY_FLAG = '--external-memory-accounted-in-global-limit'
-const EXTERNAL_MEMORY_FLAG_SINCE: readonly [number, number] = [13, 6]
-
-/** True when V8 `version` ("13.6.233.17-node.53") is at least [major, minor]. */
-export function v8AtLeast (version: string, [major, minor]: readonly [number, number]): boolean {
-  const [a = 0, b = 0] = version.split('.').map(n => parseInt(n, 10))
-  return a > major || (a === major && b >= minor)
-}
 
 /** Global options that take a value, so `--repo daemon` is not mistaken for the command. */
 const VALUE_OPTIONS = new Set(['--repo', '--api', '--timeout'])
@@ -70,8 +54,6 @@ export interface ProcessFacts {
   /** process.argv: node, the script, then pinbox's own arguments. */
   argv: readonly string[]
   env: Readonly<Record<string, string | undefined>>
-  /** process.versions: which V8 flags this node knows. */
-  versions?: { v8?: string }
 }
 
 /**
@@ -81,7 +63,7 @@ export interface ProcessFacts {
 export function daemonExecPlan (facts: ProcessFacts): ExecPlan | undefined {
   if (facts.env[TUNED_ENV] != null) return undefined
   if (commandOf(facts.argv.slice(2)) !== 'daemon') return undefined
-  const { flags, env } = tunedRuntime(facts.execArgv, facts.env, facts.versions?.v8 ?? process.versions.v8)
+  const { flags, env } = tunedRuntime(facts.execArgv, facts.env)
   env[TUNED_ENV] = '1'
   return { args: [facts.execPath, ...facts.execArgv, ...flags, ...facts.argv.slice(1)], env }
 }
@@ -91,7 +73,7 @@ export function daemonExecPlan (facts: ProcessFacts): ExecPlan | undefined {
  * the process was already given. Also used for the benchmark's raw libp2p peers, so their
  * baseline runs on the same runtime as the daemon.
  */
-export function tunedRuntime (execArgv: readonly string[], baseEnv: Readonly<Record<string, string | undefined>>, v8Version: string = process.versions.v8): { flags: string[], env: Record<string, string> } {
+export function tunedRuntime (execArgv: readonly string[], baseEnv: Readonly<Record<string, string | undefined>>): { flags: string[], env: Record<string, string> } {
   const given = [...execArgv, baseEnv.NODE_OPTIONS ?? '']
   const chosen = (flag: string): boolean => given.some(a => a.includes(flag))
   const env: Record<string, string> = {}
@@ -99,8 +81,7 @@ export function tunedRuntime (execArgv: readonly string[], baseEnv: Readonly<Rec
   env.MALLOC_ARENA_MAX ??= MALLOC_ARENAS
   const flags = [
     ...(chosen('semi-space-size') ? [] : [`--max-semi-space-size=${SEMI_SPACE_MB}`]),
-    ...(chosen('heap-growing-percent') ? [] : [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]),
-    ...(chosen('external-memory-accounted') || !v8AtLeast(v8Version, EXTERNAL_MEMORY_FLAG_SINCE) ? [] : [EXTERNAL_MEMORY_FLAG])
+    ...(chosen('heap-growing-percent') ? [] : [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`])
   ]
   return { flags, env }
 }

@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { commandOf, daemonExecPlan, EXTERNAL_MEMORY_FLAG, HEAP_GROWING_PERCENT, v8AtLeast, MALLOC_ARENAS, SEMI_SPACE_MB, TUNED_ENV } from '../../src/cli/daemon-runtime.ts'
+import { commandOf, daemonExecPlan, HEAP_GROWING_PERCENT, MALLOC_ARENAS, SEMI_SPACE_MB, TUNED_ENV } from '../../src/cli/daemon-runtime.ts'
 
-const facts = (args: string[], env: Record<string, string | undefined> = {}, execArgv: string[] = [], v8 = '13.6.233.17-node.53') => ({
+const facts = (args: string[], env: Record<string, string | undefined> = {}, execArgv: string[] = []) => ({
   execPath: '/usr/bin/node',
   execArgv,
   argv: ['/usr/bin/node', '/opt/pinbox/bin/pinbox.js', ...args],
-  env: { PATH: '/usr/bin', ...env },
-  versions: { v8 }
+  env: { PATH: '/usr/bin', ...env }
 })
 
 describe('commandOf', () => {
@@ -22,7 +21,7 @@ describe('commandOf', () => {
 describe('daemonExecPlan', () => {
   it('restarts `pinbox daemon` with the young-generation cap and two malloc arenas, keeping every argument', () => {
     const plan = daemonExecPlan(facts(['--repo', '/r', 'daemon', '--init-if-missing'], {}, ['--enable-source-maps']))
-    expect(plan?.args).toEqual(['/usr/bin/node', '--enable-source-maps', `--max-semi-space-size=${SEMI_SPACE_MB}`, `--heap-growing-percent=${HEAP_GROWING_PERCENT}`, EXTERNAL_MEMORY_FLAG, '/opt/pinbox/bin/pinbox.js', '--repo', '/r', 'daemon', '--init-if-missing'])
+    expect(plan?.args).toEqual(['/usr/bin/node', '--enable-source-maps', `--max-semi-space-size=${SEMI_SPACE_MB}`, `--heap-growing-percent=${HEAP_GROWING_PERCENT}`, '/opt/pinbox/bin/pinbox.js', '--repo', '/r', 'daemon', '--init-if-missing'])
     expect(plan?.env).toMatchObject({ PATH: '/usr/bin', MALLOC_ARENA_MAX: MALLOC_ARENAS, [TUNED_ENV]: '1' })
   })
 
@@ -34,14 +33,7 @@ describe('daemonExecPlan', () => {
 
   it('keeps a size and an arena count the user chose', () => {
     const plan = daemonExecPlan(facts(['daemon'], { NODE_OPTIONS: '--max-semi-space-size=32', MALLOC_ARENA_MAX: '4' }))
-    expect(plan?.args).toEqual(['/usr/bin/node', `--heap-growing-percent=${HEAP_GROWING_PERCENT}`, EXTERNAL_MEMORY_FLAG, '/opt/pinbox/bin/pinbox.js', 'daemon'])
+    expect(plan?.args).toEqual(['/usr/bin/node', `--heap-growing-percent=${HEAP_GROWING_PERCENT}`, '/opt/pinbox/bin/pinbox.js', 'daemon'])
     expect(plan?.env.MALLOC_ARENA_MAX).toBe('4')
-  })
-
-  it('passes the external-memory flag only to a V8 known to have it (an unknown flag stops node)', () => {
-    expect(daemonExecPlan(facts(['daemon'], {}, [], '12.4.254.21-node.33'))?.args).not.toContain(EXTERNAL_MEMORY_FLAG)
-    expect(daemonExecPlan(facts(['daemon'], {}, [], '14.0.1'))?.args).toContain(EXTERNAL_MEMORY_FLAG)
-    expect(v8AtLeast('13.5.9', [13, 6])).toBe(false)
-    expect(v8AtLeast('13.6.0', [13, 6])).toBe(true)
   })
 })

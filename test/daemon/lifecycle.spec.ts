@@ -2,7 +2,7 @@ import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openRepo } from '../../src/store/repo.ts'
-import { EXTERNAL_MEMORY_FLAG, SEMI_SPACE_MB } from '../../src/cli/daemon-runtime.ts'
+import { SEMI_SPACE_MB } from '../../src/cli/daemon-runtime.ts'
 import { configureRepo, hasStackTrace, initTestRepo, runPinbox, startDaemon, stopAll, tempDir } from '../helpers/daemon.ts'
 
 async function exists (path: string): Promise<boolean> {
@@ -51,8 +51,6 @@ describe('daemon lifecycle', { timeout: 60_000 }, () => {
     const cmdline = (await readFile(`/proc/${d.pid}/cmdline`, 'utf8')).split('\0')
     const environ = (await readFile(`/proc/${d.pid}/environ`, 'utf8')).split('\0')
     expect(cmdline).toContain(`--max-semi-space-size=${SEMI_SPACE_MB}`)
-    // this Node's V8 knows the flag, and the daemon started with it
-    expect(cmdline).toContain(EXTERNAL_MEMORY_FLAG)
     expect(cmdline).toContain('--heap-growing-percent=50')
     expect(environ).toContain('MALLOC_ARENA_MAX=2')
     // the pid the test spawned is the daemon itself: signals and exit codes need no forwarding
