@@ -288,7 +288,7 @@ async function benchGc (procs: Procs): Promise<void> {
       const gcP = procs.cliOk(repo, ['--json', 'repo', 'gc'])
       const addP = procs.cliOk(repo, ['add', '-q', '--no-progress', src])
       const [g, a] = await Promise.all([gcP, addP])
-      const gcResult = JSON.parse(g.stdout) as { removed: number, durationMs?: number }
+      const gcResult = JSON.parse(g.stdout) as { removed: number, durationMs?: number, markMs?: number }
       await markUnpinnedGone(stateFile)
       const cid = a.stdout.trim()
       const v = await procs.cli(repo, ['--json', 'pin', 'verify', cid])
@@ -298,7 +298,7 @@ async function benchGc (procs: Procs): Promise<void> {
       gcWall.push(g.ms)
       addMs.push(a.ms)
       removed.push(gcResult.removed)
-      log(`gc run ${i + 1}: repo gc ${f0(gcResult.durationMs ?? NaN)} ms in the daemon (${f0(g.ms)} ms CLI), removed ${gcResult.removed}; concurrent add ${f0(mbps(bytes, a.ms))} MB/s; pin verify ${ok ? 'ok' : 'FAILED'}`)
+      log(`gc run ${i + 1}: repo gc ${f0(gcResult.durationMs ?? NaN)} ms in the daemon, mark ${f0(gcResult.markMs ?? NaN)} ms (${f0(g.ms)} ms CLI), removed ${gcResult.removed}; concurrent add ${f0(mbps(bytes, a.ms))} MB/s; pin verify ${ok ? 'ok' : 'FAILED'}`)
       await unpinAndGc(procs, repo, cid)
     } finally {
       await d.stop()

@@ -10,7 +10,7 @@ import type { AbortOptions } from 'abort-error'
 import type { FastifyBaseLogger } from 'fastify'
 
 export interface ApiGc {
-  run(options?: AbortOptions): Promise<{ removed: number, freedBytes: number, durationMs: number }>
+  run(options?: AbortOptions): Promise<{ removed: number, freedBytes: number, durationMs: number, markMs: number }>
 }
 
 export interface ApiNetwork {

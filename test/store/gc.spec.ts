@@ -47,6 +47,8 @@ describe('gc', () => {
     expect(result.removed).toBe(2)
     expect(result.freedBytes).toBe(garbage1!.bytes.length + garbage2!.bytes.length)
     expect(result.durationMs).toBeGreaterThanOrEqual(0)
+    expect(result.markMs).toBeGreaterThanOrEqual(0)
+    expect(result.markMs).toBeLessThanOrEqual(result.durationMs)
     expect(await store.has(pinned!.cid)).toBe(true)
     expect(await store.has(leased!.cid)).toBe(true)
     expect(await store.has(garbage1!.cid)).toBe(false)

@@ -47,6 +47,6 @@ export async function repoRoutes (app: FastifyInstance, options: RouteOptions): 
     const result = await gc.run({ signal })
     autoGc?.poke()
     streamHeaders(reply, 'ndjson')
-    return reply.send(JSON.stringify({ Removed: result.removed, FreedBytes: result.freedBytes, DurationMs: result.durationMs }) + '\n')
+    return reply.send(JSON.stringify({ Removed: result.removed, FreedBytes: result.freedBytes, DurationMs: result.durationMs, MarkMs: result.markMs }) + '\n')
   })
 }

@@ -18,12 +18,15 @@ interface GcLine {
   Removed?: number
   FreedBytes?: number
   DurationMs?: number
+  MarkMs?: number
 }
 
 export interface GcResult {
   removed: number
   freedBytes: number
   durationMs?: number
+  /** Of durationMs, the time spent reading what the pins reach. */
+  markMs?: number
   /** Removed CIDs, when the daemon lists them (Kubo does; pinbox reports totals). */
   keys: string[]
   errors: string[]
@@ -66,6 +69,7 @@ export function registerRepo (program: Command, rt: Runtime): void {
           result.removed = value.Removed
           result.freedBytes = value.FreedBytes ?? 0
           if (value.DurationMs != null) result.durationMs = value.DurationMs
+          if (value.MarkMs != null) result.markMs = value.MarkMs
         }
       }
       return output(result, (d) => [
