@@ -16,12 +16,14 @@ export interface GcInit {
   /** Deletes in flight during the sweep. */
   concurrency?: number
   /**
-   * While a writer holds a lease the GC yields: one delete in flight, and after every `sliceMs`
-   * of work it sleeps `pauseMs`. An add shares the event loop and the libuv pool (unlinks and
-   * block writes queue on the same 4 threads), and it is the user's wait; the GC is not.
+   * While a writer holds a lease the GC yields. First it stands aside entirely, for up to
+   * `waitMs` in all per run: most adds and pins end within that. Past it, it works on with one
+   * delete in flight and sleeps `pauseMs` after every `sliceMs` of work. An add shares the event
+   * loop, the libuv pool (unlinks and block writes queue on the same 4 threads) and the disk's
+   * journal, and it is the user's wait; the GC is not.
    * `false`: never yield (tests that race a writer against a full-speed sweep).
    */
-  yield?: { sliceMs?: number, pauseMs?: number } | false
+  yield?: { waitMs?: number, sliceMs?: number, pauseMs?: number } | false
 }
 
 export interface GcResult {
@@ -47,17 +49,27 @@ export interface Gc {
  * `lease.add(cid)` then either lands before the check (the block is kept) or after the delete
  * was registered, in which case its `has()`/`put()` wait for that delete and write the block anew.
  */
+/** How often a GC standing aside looks whether the writers are done. */
+const WAIT_STEP_MS = 10
+
 export function createGc (components: GcComponents, init: GcInit = {}): Gc {
   const { blockstore, leases, reachable } = components
   const concurrency = init.concurrency ?? 32
   const yielding = init.yield !== false
   const sliceMs = (init.yield === false ? undefined : init.yield?.sliceMs) ?? 5
   const pauseMs = (init.yield === false ? undefined : init.yield?.pauseMs) ?? 100
+  const waitMs = (init.yield === false ? undefined : init.yield?.waitMs) ?? 10_000
   let current: Promise<GcResult> | undefined
   let sliceStart = 0
+  let waitLeft = waitMs
 
-  /** Resolves at once with no writer about; with one, sleeps once the slice is used up. */
+  /** Resolves at once with no writer about; with one, waits it out or sleeps once the slice is used up. */
   async function yieldToWriters (): Promise<void> {
+    while (yielding && leases.active > 0 && waitLeft > 0) {
+      const before = performance.now()
+      await sleep(WAIT_STEP_MS)
+      waitLeft -= performance.now() - before
+    }
     if (!yielding || leases.active === 0) {
       sliceStart = 0
       return
@@ -73,6 +85,7 @@ export function createGc (components: GcComponents, init: GcInit = {}): Gc {
 
   async function sweep (options: AbortOptions): Promise<GcResult> {
     const started = Date.now()
+    waitLeft = waitMs
     let removed = 0
     let freedBytes = 0
     let markMs: number | undefined
@@ -80,6 +93,7 @@ export function createGc (components: GcComponents, init: GcInit = {}): Gc {
     const inflight = new Set<Promise<void>>()
     let failure: { err: unknown } | undefined
     try {
+      await yieldToWriters()
       const mark = new DigestSet(1 << 16)
       let n = 0
       for await (const cid of reachable(options)) {

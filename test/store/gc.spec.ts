@@ -42,7 +42,8 @@ describe('gc', () => {
     lease.add(leased!.cid)
     // the pin refers to the block as dag-pb CIDv0: matched by multihash
     const pinnedAs = CID.createV0(pinned!.cid.multihash as Parameters<typeof CID.createV0>[0])
-    const gc = createGc({ blockstore: store, leases, reachable: async function * () { yield pinnedAs } })
+    // the open lease stands for a block being written: no standing aside in this test
+    const gc = createGc({ blockstore: store, leases, reachable: async function * () { yield pinnedAs } }, { yield: { waitMs: 0 } })
     const result = await gc.run()
     expect(result.removed).toBe(2)
     expect(result.freedBytes).toBe(garbage1!.bytes.length + garbage2!.bytes.length)
@@ -185,7 +186,7 @@ describe('gc', () => {
         }
       }
     }
-    const gc = createGc({ blockstore: counting, leases, reachable: async function * () {} }, { yield: { sliceMs: 1, pauseMs: 1 } })
+    const gc = createGc({ blockstore: counting, leases, reachable: async function * () {} }, { yield: { waitMs: 50, sliceMs: 1, pauseMs: 1 } })
 
     const writer = leases.open()
     expect(leases.active).toBe(1)
@@ -197,6 +198,35 @@ describe('gc', () => {
     for (const b of blocks) await store.put(b.cid, b.bytes)
     peak = 0
     expect((await gc.run()).removed).toBe(200)
+    expect(peak).toBeGreaterThan(1)
+  })
+
+  it('stands aside while a writer works, then sweeps at full concurrency', async () => {
+    const blocks = await Promise.all(Array.from({ length: 100 }, async (_, i) => await block(`garbage ${i}`)))
+    for (const b of blocks) await store.put(b.cid, b.bytes)
+    let removes = 0
+    let inflight = 0
+    let peak = 0
+    const counting = {
+      cids: store.cids.bind(store),
+      delete: store.delete.bind(store),
+      remove: async (cid: CID): Promise<number> => {
+        removes++
+        peak = Math.max(peak, ++inflight)
+        try {
+          return await store.remove(cid)
+        } finally {
+          inflight--
+        }
+      }
+    }
+    const gc = createGc({ blockstore: counting, leases, reachable: async function * () {} }, { yield: { waitMs: 60_000 } })
+    const writer = leases.open()
+    const running = gc.run()
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(removes).toBe(0)
+    writer.close()
+    expect((await running).removed).toBe(100)
     expect(peak).toBeGreaterThan(1)
   })
 
