@@ -18,6 +18,27 @@ async function block (text: string): Promise<{ cid: CID, bytes: Uint8Array }> {
   return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
 }
 
+/** The store's GC surface, counting removes and the most in flight at once. */
+function countingRemoves (store: FlatBlockstore): Pick<FlatBlockstore, 'cids' | 'delete' | 'remove'> & { removes: number, peak: number } {
+  let inflight = 0
+  const counting = {
+    removes: 0,
+    peak: 0,
+    cids: store.cids.bind(store),
+    delete: store.delete.bind(store),
+    remove: async (cid: CID): Promise<number> => {
+      counting.removes++
+      counting.peak = Math.max(counting.peak, ++inflight)
+      try {
+        return await store.remove(cid)
+      } finally {
+        inflight--
+      }
+    }
+  }
+  return counting
+}
+
 describe('gc', () => {
   let tmp: string
   let store: FlatBlockstore
@@ -172,62 +193,34 @@ describe('gc', () => {
   it('yields to a writer: one delete at a time while a lease is open, full concurrency without one', async () => {
     const blocks = await Promise.all(Array.from({ length: 200 }, async (_, i) => await block(`garbage ${i}`)))
     for (const b of blocks) await store.put(b.cid, b.bytes)
-    let inflight = 0
-    let peak = 0
-    const counting = {
-      cids: store.cids.bind(store),
-      delete: store.delete.bind(store),
-      remove: async (cid: CID): Promise<number> => {
-        peak = Math.max(peak, ++inflight)
-        try {
-          return await store.remove(cid)
-        } finally {
-          inflight--
-        }
-      }
-    }
+    const counting = countingRemoves(store)
     const gc = createGc({ blockstore: counting, leases, reachable: async function * () {} }, { yield: { waitMs: 50, sliceMs: 1, pauseMs: 1 } })
 
     const writer = leases.open()
     expect(leases.active).toBe(1)
     expect((await gc.run()).removed).toBe(200)
-    expect(peak).toBe(1)
+    expect(counting.peak).toBe(1)
     writer.close()
     expect(leases.active).toBe(0)
 
     for (const b of blocks) await store.put(b.cid, b.bytes)
-    peak = 0
+    counting.peak = 0
     expect((await gc.run()).removed).toBe(200)
-    expect(peak).toBeGreaterThan(1)
+    expect(counting.peak).toBeGreaterThan(1)
   })
 
   it('stands aside while a writer works, then sweeps at full concurrency', async () => {
     const blocks = await Promise.all(Array.from({ length: 100 }, async (_, i) => await block(`garbage ${i}`)))
     for (const b of blocks) await store.put(b.cid, b.bytes)
-    let removes = 0
-    let inflight = 0
-    let peak = 0
-    const counting = {
-      cids: store.cids.bind(store),
-      delete: store.delete.bind(store),
-      remove: async (cid: CID): Promise<number> => {
-        removes++
-        peak = Math.max(peak, ++inflight)
-        try {
-          return await store.remove(cid)
-        } finally {
-          inflight--
-        }
-      }
-    }
+    const counting = countingRemoves(store)
     const gc = createGc({ blockstore: counting, leases, reachable: async function * () {} }, { yield: { waitMs: 60_000 } })
     const writer = leases.open()
     const running = gc.run()
     await new Promise(resolve => setTimeout(resolve, 200))
-    expect(removes).toBe(0)
+    expect(counting.removes).toBe(0)
     writer.close()
     expect((await running).removed).toBe(100)
-    expect(peak).toBeGreaterThan(1)
+    expect(counting.peak).toBeGreaterThan(1)
   })
 
   it('auto-GC runs past the watermark of the quota, on poke and on the interval', async () => {
