@@ -6,11 +6,12 @@ import type { ReplicationManager } from '../pinning/replication-types.ts'
 import type { PsaDb } from './pinning-service/service.ts'
 import type { RewardsService } from '../rewards/service.ts'
 import type { BlockLeases, RepoBlockstore } from '../store/types.ts'
+import type { GcResult } from '../store/gc.ts'
 import type { AbortOptions } from 'abort-error'
 import type { FastifyBaseLogger } from 'fastify'
 
 export interface ApiGc {
-  run(options?: AbortOptions): Promise<{ removed: number, freedBytes: number, durationMs: number, markMs: number }>
+  run(options?: AbortOptions): Promise<GcResult>
 }
 
 export interface ApiNetwork {

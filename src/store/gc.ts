@@ -43,22 +43,20 @@ export interface Gc {
   readonly running: boolean
 }
 
+/** How often a GC standing aside looks whether the writers are done. */
+const WAIT_STEP_MS = 10
+
 /**
  * Adds are never stalled for the sweep: instead of a write lock, leases protect what writers
  * hold, and the check and the delete of each block happen in one synchronous turn. A writer's
  * `lease.add(cid)` then either lands before the check (the block is kept) or after the delete
  * was registered, in which case its `has()`/`put()` wait for that delete and write the block anew.
  */
-/** How often a GC standing aside looks whether the writers are done. */
-const WAIT_STEP_MS = 10
-
 export function createGc (components: GcComponents, init: GcInit = {}): Gc {
   const { blockstore, leases, reachable } = components
   const concurrency = init.concurrency ?? 32
   const yielding = init.yield !== false
-  const sliceMs = (init.yield === false ? undefined : init.yield?.sliceMs) ?? 5
-  const pauseMs = (init.yield === false ? undefined : init.yield?.pauseMs) ?? 100
-  const waitMs = (init.yield === false ? undefined : init.yield?.waitMs) ?? 10_000
+  const { sliceMs = 5, pauseMs = 100, waitMs = 10_000 } = init.yield === false ? {} : init.yield ?? {}
   let current: Promise<GcResult> | undefined
   let sliceStart = 0
   let waitLeft = waitMs
@@ -83,6 +81,17 @@ export function createGc (components: GcComponents, init: GcInit = {}): Gc {
 
   const limit = (): number => yielding && leases.active > 0 ? 1 : concurrency
 
+  /** The multihashes every pin reaches. */
+  async function markReachable (options: AbortOptions): Promise<DigestSet> {
+    const mark = new DigestSet(1 << 16)
+    let n = 0
+    for await (const cid of reachable(options)) {
+      mark.add(cid.multihash.bytes)
+      if ((++n & 63) === 0) await yieldToWriters()
+    }
+    return mark
+  }
+
   async function sweep (options: AbortOptions): Promise<GcResult> {
     const started = Date.now()
     waitLeft = waitMs
@@ -94,13 +103,9 @@ export function createGc (components: GcComponents, init: GcInit = {}): Gc {
     let failure: { err: unknown } | undefined
     try {
       await yieldToWriters()
-      const mark = new DigestSet(1 << 16)
-      let n = 0
-      for await (const cid of reachable(options)) {
-        mark.add(cid.multihash.bytes)
-        if ((++n & 63) === 0) await yieldToWriters()
-      }
+      const mark = await markReachable(options)
       markMs = Date.now() - started
+      let n = 0
       for await (const cid of blockstore.cids(options)) {
         options.signal?.throwIfAborted()
         // kept blocks cost time too (half of them, in a repo of pins): the slice counts them
@@ -121,8 +126,7 @@ export function createGc (components: GcComponents, init: GcInit = {}): Gc {
       leases.endGc()
     }
     if (failure != null) throw failure.err
-    const durationMs = Date.now() - started
-    return { removed, freedBytes, durationMs, markMs: markMs ?? durationMs }
+    return { removed, freedBytes, durationMs: Date.now() - started, markMs: markMs ?? 0 }
   }
 
   return {
