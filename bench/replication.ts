@@ -25,7 +25,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { initRepo, loadConfig, saveConfig } from '../src/store/repo.ts'
-import { cpuMs, createProcs, freePort, ROOT, rssKiB } from './core/proc.ts'
+import { cpuCeilingMBps, cpuMs, cpuPerGB, createProcs, freePort, ROOT, rssKiB } from './core/proc.ts'
 import type { Daemon, Procs } from './core/proc.ts'
 import type { ChildProcess } from 'node:child_process'
 import { randomFile } from './core/fixture.ts'
@@ -438,11 +438,10 @@ async function main (): Promise<void> {
         'The file is added to A (untimed) before each run and unpinned on both and GC\'d after it; the raw stream sends the same byte count in 256 KiB writes and stops its clock on the sink\'s 1-byte acknowledgement. ' +
         `The bare libp2p processes peaked at VmHWM ${mib(big.rawHwm.sender)} MiB (sender) and ${mib(big.rawHwm.sink)} MiB (sink).`)
       // what each way costs the two shared cores: the ceiling a transfer has here is cores / (CPU-s per GB)
-      const perGB = (ms: number): number => ms / 1000 / (big.bytes / 1e9)
-      const rawCpu = perGB(median(big.rawCpuMs))
-      const replCpu = perGB(median(big.replCpuMs))
+      const rawCpu = cpuPerGB(median(big.rawCpuMs), big.bytes)
+      const replCpu = cpuPerGB(median(big.replCpuMs), big.bytes)
       notes.push(`CPU per GB moved (user + system, all threads, median): raw stream ${f2(rawCpu)} s (sender + sink); replication ${f2(replCpu)} s (the four daemons). ` +
-        `With ${cpus().length} cores and nothing else running, that CPU alone caps the raw stream at ${f0(1000 * cpus().length / rawCpu)} MB/s and replication at ${f0(1000 * cpus().length / replCpu)} MB/s ` +
+        `With ${cpus().length} cores and nothing else running, that CPU alone caps the raw stream at ${f0(cpuCeilingMBps(rawCpu))} MB/s and replication at ${f0(cpuCeilingMBps(replCpu))} MB/s ` +
         `(ratio ${f2(rawCpu / replCpu)}), before any waiting for the disk.`)
     }
     if (many.pinMs.length > 0) {

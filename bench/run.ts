@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { durableImport, STORE_LABELS } from './core/blockstores.ts'
 import type { StoreKind } from './core/blockstores.ts'
 import { buildPinned, buildUnpinned, fixtureStateFile, markUnpinnedGone, randomFile } from './core/fixture.ts'
-import { cpuMs, createProcs, freePort, ROOT, rssKiB, sampleRss } from './core/proc.ts'
+import { cpuCeilingMBps, cpuMs, cpuPerGB, createProcs, freePort, ROOT, rssKiB, sampleCpu, sampleRss } from './core/proc.ts'
 import type { Procs } from './core/proc.ts'
 import { writeResultsSection } from './core/results.ts'
 
@@ -104,13 +104,9 @@ async function benchAdd (procs: Procs, repo: string, src: string): Promise<void>
     for (let i = 0; i < RUNS; i++) {
       const sampler = sampleRss(d.pid)
       const cpu0 = cpuMs(d.pid)
-      // the CLI's CPU is read while it runs (its last reading, every 50 ms): /proc forgets it at exit
-      let cliPid: number | undefined
-      let cliLast = 0
-      const cliTimer = setInterval(() => { if (cliPid != null) { const ms = cpuMs(cliPid); if (!Number.isNaN(ms)) cliLast = ms } }, 50)
-      const r = await procs.cliOk(repo, ['add', '-q', '--no-progress', src], { onSpawn: (pid) => { cliPid = pid } }).finally(() => { clearInterval(cliTimer) })
+      const cli = sampleCpu()
+      const r = await procs.cliOk(repo, ['add', '-q', '--no-progress', src], { onSpawn: cli.onSpawn }).finally(() => { cliCpu.push(cli.stop()) })
       daemonCpu.push(cpuMs(d.pid) - cpu0)
-      cliCpu.push(cliLast)
       const s = sampler.stop()
       const cid = r.stdout.trim()
       addMs.push(r.ms)
@@ -128,10 +124,11 @@ async function benchAdd (procs: Procs, repo: string, src: string): Promise<void>
   const base = mbps(bytes, median(ddMs))
   row({ what: `\`pinbox add\` ${SIZE.addMiB} MiB random file, durable (CLI start to exit)`, value: `${f0(add)} MB/s`, baseline: `dd bs=1M conv=fsync: ${f0(base)} MB/s`, ratio: f2(add / base), goal: '>= 0.6', verdict: passFail(add / base >= 0.6) })
   // what the add costs the two shared cores, and the speed that CPU alone allows
-  const perGB = (ms: number): number => ms / 1000 / (bytes / 1e9)
-  const cpuPerGB = perGB(median(daemonCpu)) + perGB(median(cliCpu))
-  notes.push(`Add CPU per GB (user + system, all threads, median): daemon ${f2(perGB(median(daemonCpu)))} s, CLI ${f2(perGB(median(cliCpu)))} s (read every 50 ms while it ran). ` +
-    `With ${cpus().length} cores that CPU alone caps the add at ${f0(1000 * cpus().length / cpuPerGB)} MB/s, ${f2(1000 * cpus().length / cpuPerGB / base)} of this run's dd.`)
+  const daemonPerGB = cpuPerGB(median(daemonCpu), bytes)
+  const cliPerGB = cpuPerGB(median(cliCpu), bytes)
+  const ceiling = cpuCeilingMBps(daemonPerGB + cliPerGB)
+  notes.push(`Add CPU per GB (user + system, all threads, median): daemon ${f2(daemonPerGB)} s, CLI ${f2(cliPerGB)} s (read every 50 ms while it ran). ` +
+    `With ${cpus().length} cores that CPU alone caps the add at ${f0(ceiling)} MB/s, ${f2(ceiling / base)} of this run's dd.`)
   const peak = Math.max(...peaks)
   row({ what: 'daemon peak RSS during the add (VmRSS sampled every 50 ms, max of runs)', value: `${mib(peak)} MiB`, baseline: '–', ratio: '–', goal: '<= 256 MB (244 MiB)', verdict: passFail(peak <= 256e6 / 1024) })
 }

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process'
 import { openSync, closeSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 
@@ -62,6 +63,36 @@ export function cpuMs (pid: number): number {
   } catch {
     return NaN
   }
+}
+
+/**
+ * The CPU a short-lived process uses, read every `everyMs` while it runs (/proc forgets it at
+ * exit, so the last ≤ everyMs are missed): pass `onSpawn` to the run, read `ms` after it.
+ */
+export function sampleCpu (everyMs = 50): { onSpawn(pid: number): void, stop(): number } {
+  let pid: number | undefined
+  let last = 0
+  const timer = setInterval(() => {
+    const ms = pid == null ? NaN : cpuMs(pid)
+    if (!Number.isNaN(ms)) last = ms
+  }, everyMs)
+  return {
+    onSpawn (p) { pid = p },
+    stop () {
+      clearInterval(timer)
+      return last
+    }
+  }
+}
+
+/** CPU seconds per GB (10^9 bytes) moved. */
+export function cpuPerGB (cpuMs: number, bytes: number): number {
+  return cpuMs / 1000 / (bytes / 1e9)
+}
+
+/** The MB/s that `secondsPerGB` of CPU allows on all of this machine's cores, before any other wait. */
+export function cpuCeilingMBps (secondsPerGB: number): number {
+  return 1000 * cpus().length / secondsPerGB
 }
 
 /** USER_HZ: Linux reports /proc times in 1/100 s on every architecture Node runs on here. */
