@@ -9,7 +9,8 @@
  * thread its own arena, so a daemon replicating 10,000 small pins peaked at 402 MiB and the
  * 1 GiB add at 269 MiB; with an 8 MB semi-space and 2 arenas the same runs peaked at ~210 and
  * ~165 MiB at the same speed (within the run-to-run noise). A 4 MB semi-space then took the
- * 256 MiB replication that follows a 10,000-pin run from 238-306 to 222 MiB, with the add's
+ * 256 MiB replication that follows a 10,000-pin run from 238 MiB (already with the memory
+ * reducer) to 216-236 MiB over four bench runs, with the add's
  * speed unchanged (3 alternating pairs of 1 GiB adds: 312-481 against 361-463 MB/s).
  */
 /** Set by the re-executed process; set it yourself to run the daemon with Node's defaults. */
