@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { performance } from 'node:perf_hooks'
 import { createMemoryReducer } from '../../src/cli/memory-reducer.ts'
 import type { EventLoopUtilization } from 'node:perf_hooks'
 
@@ -54,5 +55,27 @@ describe('memory reducer', () => {
     expect(reducer.check()).toBe(false)
     s.rss = 95 * MiB // 35 MiB above the 60 MiB seen, though below the 100 MiB it started at
     expect(reducer.check()).toBe(true)
+  })
+
+  it('with the real readings: collects once the loop goes quiet after RSS grew', async () => {
+    let collections = 0
+    const reducer = createMemoryReducer({
+      gc: () => { collections++ },
+      rss: () => process.memoryUsage.rss(),
+      utilization: performance.eventLoopUtilization.bind(performance)
+    }, { intervalMs: 100, growthBytes: 16 * MiB })
+    reducer.start()
+    try {
+      // 48 MiB of touched pages: real RSS growth
+      const held = Buffer.alloc(48 * MiB, 1)
+      for (let waited = 0; collections === 0 && waited < 10_000; waited += 50) {
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
+      expect(held.byteLength).toBe(48 * MiB)
+      expect(collections).toBe(1)
+      expect(reducer.collections).toBe(1)
+    } finally {
+      reducer.stop()
+    }
   })
 })
