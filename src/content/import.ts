@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, webcrypto } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { lstat, opendir, readlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
@@ -10,6 +10,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { createBufferPool } from '../store/buffer-pool.ts'
 import { concatBytes } from './blocks.ts'
 import { IsDirectoryError, NotFoundError } from './errors.ts'
 import type { ImportCandidate, ImportedEntry, ImportOptions } from './types.ts'
@@ -36,17 +37,21 @@ const discardingBlockstore: ImportBlockstore = {
  * Cuts, hashes and writes a file's leaves. The importer's own path concatenates every leaf into a
  * fresh buffer (its chunker) and runs writes through `it-parallel-batch`, which collects a whole
  * batch of leaves before writing any: reading and writing never overlap, and a slow source (an
- * upload) leaves the disk idle. Here a raw leaf stays the list of source chunks it was cut from
- * (hashed as they arrive, written with one writev), so a big add allocates no buffer per leaf and
- * the daemon's GC has a quarter of the external memory to chase; its write starts as soon as it is
- * cut, while the next one is read, with up to `concurrency` in flight. The importer's chunker is a
- * pass-through and its batch size 1, so it only takes the results in order.
+ * upload) leaves the disk idle. Here a big raw leaf is copied once into a buffer reused across
+ * the file, hashed on the thread pool and written from there, and the source chunks it was cut
+ * from are freed as soon as they are copied, so a big add allocates no buffer per leaf and the
+ * daemon's GC has little external memory to chase; its write starts as soon as it is cut, while
+ * the next one is read, with up to `concurrency` in flight. Small leaves are hashed as their
+ * chunks arrive. The importer's chunker is a pass-through and its batch size 1, so it only takes
+ * the results in order.
  */
 function leafImporter (options: Pick<ImportContentOptions, 'cidVersion' | 'rawLeaves' | 'chunkSize' | 'releaseChunks'>, concurrency: number): BufferImporter {
   const { chunkSize, rawLeaves } = options
   return async function * (file, blockstore) {
     const window: Array<Promise<BufferImporterResult>> = []
     let leaves = 0
+    // a leaf's joined copy lives until its write lands; with `concurrency` in flight they are reused
+    const pool = createBufferPool({ bufferBytes: chunkSize, maxFree: concurrency + 1 })
     // releaseChunks: a chunk that is its buffer's only view is freed once every leaf holding part of it is written
     const holds = new Map<ArrayBufferLike, number>()
     const hold = (buffer: ArrayBufferLike): void => {
@@ -67,18 +72,32 @@ function leafImporter (options: Pick<ImportContentOptions, 'cidVersion' | 'rawLe
     }
 
     const persist = async (parts: Uint8Array[], length: number, hash: Hash | undefined, index: number): Promise<BufferImporterResult> => {
+      let joined: Uint8Array | undefined
       try {
-        return await write(parts, length, hash, index)
+        if (rawLeaves && hash == null) {
+          // a big raw leaf: joined here so its hash can run on the thread pool, and its source
+          // chunks are free as soon as they are copied, not when the write lands
+          // (the importer keeps a file's first leaf, so that one must not be a pooled buffer)
+          joined = index === 0 ? concatBytes(parts, length) : copyInto(pool.take(length), parts)
+          for (const part of parts) drop(part.buffer)
+          parts = []
+          const digest = new Uint8Array(await webcrypto.subtle.digest('SHA-256', joined))
+          const cid = CID.createV1(raw.code, Digest.create(sha256.code, digest))
+          await blockstore.put(cid, joined)
+          return { cid, size: BigInt(length), block: index === 0 ? joined : EMPTY }
+        }
+        return await write(parts, length, hash)
       } finally {
         for (const part of parts) drop(part.buffer)
+        if (joined != null && index !== 0) pool.release(joined)
       }
     }
-    const write = async (parts: Uint8Array[], length: number, hash: Hash | undefined, index: number): Promise<BufferImporterResult> => {
+    const write = async (parts: Uint8Array[], length: number, hash: Hash | undefined): Promise<BufferImporterResult> => {
       if (rawLeaves && hash != null) {
         const cid = CID.createV1(raw.code, Digest.create(sha256.code, hash.digest()))
-        // the importer keeps a file's first leaf (one leaf may become the file itself) and drops the rest
-        const block = index === 0 ? concatBytes(parts, length) : EMPTY
-        await blockstore.put(cid, index === 0 ? block : parts)
+        // one leaf may become the file itself, so the importer keeps the block; it is small here
+        const block = concatBytes(parts, length)
+        await blockstore.put(cid, block)
         return { cid, size: BigInt(length), block }
       }
       // Kubo's balanced builder wraps non-raw leaves as UnixFS `file` nodes
@@ -89,9 +108,12 @@ function leafImporter (options: Pick<ImportContentOptions, 'cidVersion' | 'rawLe
       return { cid, unixfs, size: BigInt(block.byteLength), block }
     }
 
+    // raw leaves of a big chunk size are hashed whole on the thread pool; small ones as they arrive
+    const offThread = rawLeaves && chunkSize >= THREAD_HASH_MIN_BYTES
+    const newHash = (): Hash | undefined => rawLeaves && !offThread ? createHash('sha256') : undefined
     let parts: Uint8Array[] = []
     let length = 0
-    let hash = rawLeaves ? createHash('sha256') : undefined
+    let hash = newHash()
     const cut = (): void => {
       const p = persist(parts, length, hash, leaves++)
       // a failure surfaces when its turn comes; until then it must not count as unhandled
@@ -99,7 +121,7 @@ function leafImporter (options: Pick<ImportContentOptions, 'cidVersion' | 'rawLe
       window.push(p)
       parts = []
       length = 0
-      hash = rawLeaves ? createHash('sha256') : undefined
+      hash = newHash()
     }
 
     try {
@@ -144,6 +166,23 @@ function leafImporter (options: Pick<ImportContentOptions, 'cidVersion' | 'rawLe
 const passThrough: Chunker = (source) => source
 
 const EMPTY = new Uint8Array(0)
+
+/**
+ * From this chunk size on, a raw leaf's SHA-256 runs on libuv's thread pool (WebCrypto's digest)
+ * instead of the event loop. Measured on a 1 GiB add: hashing was 22 % of the daemon's samples,
+ * all on the main thread, which was the add's bottleneck; the copy that joins the leaf for it costs
+ * ~0.1 s per GiB. Small leaves are hashed as they arrive: a thread-pool round trip would cost more.
+ */
+const THREAD_HASH_MIN_BYTES = 64 * 1024
+
+function copyInto (target: Uint8Array, parts: Uint8Array[]): Uint8Array {
+  let offset = 0
+  for (const part of parts) {
+    target.set(part, offset)
+    offset += part.byteLength
+  }
+  return target
+}
 
 function noop (): void {}
 

@@ -6,8 +6,10 @@ import { base32upper } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { QuotaExceededError, StoreClosedError } from './errors.ts'
+import { createDirectWriter } from './direct-writer.ts'
 import { atomicWriteFile, errnoCode, fsyncPath, mapFsError, mapLevelError, mapLimit } from './fs-util.ts'
 import type { BufferPool } from './buffer-pool.ts'
+import type { DirectWriter } from './direct-writer.ts'
 import type { RepoBlockstore } from './types.ts'
 import type { AbortOptions } from 'abort-error'
 import type { InputPair, Pair } from 'interface-blockstore'
@@ -28,7 +30,15 @@ export interface BlockstoreInit {
   db?: BlockstoreMeta
   /** Parallel fsyncs in one sync pass. */
   syncConcurrency?: number
+  /**
+   * Write blocks of at least `directMinBytes` with O_DIRECT where the file system allows it
+   * (src/store/direct-writer.ts). Default true.
+   */
+  directWrites?: boolean
 }
+
+/** Below this a block goes through the page cache: its padding and the extra syscall cost more than the copy saves. */
+const DIRECT_MIN_BYTES = 64 * 1024
 
 /** The flat-file blockstore, with a delete that reports what it freed (GC uses it). */
 export interface FlatBlockstore extends RepoBlockstore {
@@ -39,6 +49,8 @@ export interface FlatBlockstore extends RepoBlockstore {
   /** Same as delete(), registered synchronously the same way; resolves to the bytes freed (0 when absent). */
   remove(cid: CID, options?: AbortOptions): Promise<number>
   getPooled(cid: CID, pool: BufferPool, options?: AbortOptions): Promise<Uint8Array>
+  /** Blocks written with O_DIRECT since open (0 where the file system refuses it). */
+  readonly directWrites: number
 }
 
 const SHARDING = '/repo/flatfs/shard/v1/next-to-last/2\n'
@@ -133,6 +145,7 @@ class FlatfsBlockstore implements FlatBlockstore {
   private readonly maxBytes: number
   private readonly meta: BlockstoreMeta
   private readonly syncConcurrency: number
+  private readonly direct: DirectWriter | undefined
   private opened = false
   private opening: Promise<void> | undefined
   private blocks = 0
@@ -158,6 +171,11 @@ class FlatfsBlockstore implements FlatBlockstore {
     this.maxBytes = init.maxBytes ?? Infinity
     this.meta = init.db ?? createFileMeta(init.path)
     this.syncConcurrency = init.syncConcurrency ?? 16
+    this.direct = init.directWrites === false ? undefined : createDirectWriter()
+  }
+
+  get directWrites (): number {
+    return this.direct?.written ?? 0
   }
 
   async open (): Promise<void> {
@@ -242,6 +260,7 @@ class FlatfsBlockstore implements FlatBlockstore {
     await Promise.allSettled([...this.chain.values()])
     await this.sync()
     await this.metaQueue
+    this.direct?.release()
     this.opened = false
   }
 
@@ -337,11 +356,14 @@ class FlatfsBlockstore implements FlatBlockstore {
       const dir = await this.ensureShard(shardOf(key))
       const tmp = join(dir, `.${key}.${randomBytes(4).toString('hex')}.tmp`)
       try {
-        const handle = await fs.open(tmp, 'wx')
-        try {
-          await writeParts(handle, data)
-        } finally {
-          await handle.close()
+        const direct = size >= DIRECT_MIN_BYTES && this.direct != null && await this.direct.write(tmp, data, size)
+        if (!direct) {
+          const handle = await fs.open(tmp, 'wx')
+          try {
+            await writeParts(handle, data)
+          } finally {
+            await handle.close()
+          }
         }
         await fs.rename(tmp, file)
       } catch (err) {

@@ -1,0 +1,156 @@
+import fs from 'node:fs/promises'
+import { errnoCode } from './fs-util.ts'
+
+/**
+ * Writes whole block files with O_DIRECT, from the process's buffers straight to the disk.
+ *
+ * Why: a buffered write copies every byte into the page cache and the group-commit fsync then
+ * writes it out, so a durable add pays the disk twice on the CPU. Measured on the bench machine
+ * (2 cores, ext4), a 1 GiB in-process import took 2.1–3.2 s buffered, most of it the kernel's
+ * page-cache copy (`copy_folio_from_iter_atomic`, 47 % of the daemon's samples during an add) and
+ * a 0.6 s sync pass; with direct writes 0.94–1.16 s and a sync pass of 0.08 s, because the sync
+ * then only has metadata left to flush. `dd oflag=direct` on the same disk runs as fast as the
+ * buffered `dd conv=fsync`, so the disk itself loses nothing.
+ *
+ * O_DIRECT wants memory, offsets and lengths aligned to the device's block. JavaScript cannot
+ * choose where a buffer lives, but a WebAssembly memory is a page-aligned mapping, so the block is
+ * copied into a 4 KiB-aligned slot of one (a memcpy, ~0.1 s per GiB) and written padded to 4 KiB,
+ * then truncated to its size. Where O_DIRECT is refused (tmpfs, some network file systems) the
+ * writer says so once and the caller keeps writing through the page cache.
+ */
+export interface DirectWriter {
+  /**
+   * Writes `parts` (`size` bytes in all) as the new file `path` (created exclusively). Resolves
+   * false, having left no file behind, when it cannot: every slot is in use, the block does not
+   * fit a slot, or this file system refuses O_DIRECT (then it stays off).
+   */
+  write(path: string, parts: Uint8Array[], size: number): Promise<boolean>
+  /** false once the file system refused O_DIRECT, or where the platform has none. */
+  readonly enabled: boolean
+  /** Blocks written directly so far. */
+  readonly written: number
+  /** Lets the slots' memory go (it is mapped again on the next write). */
+  release(): void
+}
+
+export interface DirectWriterInit {
+  /** Largest block written directly; larger ones go through the page cache. Default 1 MiB. */
+  slotBytes?: number
+  /** Direct writes in flight at most; more fall back to the page cache. Default 8. */
+  slots?: number
+  /** The slots' memory is let go after this long without a direct write. Default 10 s. */
+  idleMs?: number
+  /** Alignment of lengths and slots; 4096 suits every common disk (512-byte and 4 KiB sectors). */
+  align?: number
+}
+
+// lib ES2023 has no WebAssembly types; this is the one constructor used
+declare const WebAssembly: { Memory: new (descriptor: { initial: number, maximum: number }) => { readonly buffer: ArrayBuffer } }
+
+const WASM_PAGE = 65536
+const O_DIRECT: number | undefined = (fs.constants as Record<string, number | undefined>).O_DIRECT
+
+export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
+  const align = init.align ?? 4096
+  const slotBytes = Math.ceil((init.slotBytes ?? 1024 * 1024) / align) * align
+  const slotCount = init.slots ?? 8
+  const idleMs = init.idleMs ?? 10_000
+  let enabled = O_DIRECT != null
+  let written = 0
+  let slots: Uint8Array[] | undefined
+  let free: Uint8Array[] = []
+  let busy = 0
+  let idleTimer: NodeJS.Timeout | undefined
+
+  const take = (): Uint8Array | undefined => {
+    if (slots == null) {
+      // one mapping for every slot: each WebAssembly memory reserves a large guarded address range
+      const pages = Math.ceil(slotBytes * slotCount / WASM_PAGE)
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages })
+      slots = Array.from({ length: slotCount }, (_, i) => new Uint8Array(memory.buffer, i * slotBytes, slotBytes))
+      free = [...slots]
+    }
+    const slot = free.pop()
+    if (slot != null) busy++
+    return slot
+  }
+
+  const give = (slot: Uint8Array, generation: Uint8Array[] | undefined): void => {
+    busy--
+    // a slot of a mapping already let go is not reused
+    if (generation === slots) free.push(slot)
+    if (busy === 0) {
+      clearTimeout(idleTimer)
+      idleTimer = setTimeout(release, idleMs)
+      idleTimer.unref()
+    }
+  }
+
+  const release = (): void => {
+    clearTimeout(idleTimer)
+    idleTimer = undefined
+    slots = undefined
+    free = []
+  }
+
+  const writeSlot = async (path: string, slot: Uint8Array, size: number): Promise<boolean> => {
+    let handle: fs.FileHandle
+    try {
+      handle = await fs.open(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (O_DIRECT as number), 0o644)
+    } catch (err) {
+      if (errnoCode(err) !== 'EINVAL') throw err
+      enabled = false
+      return false
+    }
+    let done = false
+    try {
+      const padded = Math.ceil(size / align) * align
+      let offset = 0
+      while (offset < padded) {
+        const { bytesWritten } = await handle.write(slot, offset, padded - offset, offset)
+        if (bytesWritten === 0) throw new Error(`direct write of ${path} made no progress`)
+        offset += bytesWritten
+      }
+      if (padded !== size) await handle.truncate(size)
+      done = true
+    } catch (err) {
+      // a misaligned buffer or length is EINVAL on the write, not the open
+      if (errnoCode(err) !== 'EINVAL') throw err
+      enabled = false
+    } finally {
+      await handle.close()
+      if (!done) await fs.rm(path, { force: true })
+    }
+    return done
+  }
+
+  return {
+    async write (path, parts, size) {
+      if (!enabled || size > slotBytes) return false
+      const slot = take()
+      if (slot == null) return false
+      const owner = slots
+      try {
+        let at = 0
+        for (const part of parts) {
+          slot.set(part, at)
+          at += part.byteLength
+        }
+        // the padding goes to disk before the truncate: zeroes, not the slot's previous block
+        slot.fill(0, size, Math.ceil(size / align) * align)
+        const ok = await writeSlot(path, slot, size)
+        if (ok) written++
+        return ok
+      } finally {
+        give(slot, owner)
+      }
+    },
+    get enabled () {
+      return enabled
+    },
+    get written () {
+      return written
+    },
+    release
+  }
+}

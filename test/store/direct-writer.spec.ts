@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it, expect, beforeEach, afterEach } from 'vitest'
+import all from 'it-all'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { createBlockstore } from '../../src/store/blockstore.ts'
+import { createDirectWriter } from '../../src/store/direct-writer.ts'
+
+/** Whether this folder's file system takes O_DIRECT at all (ext4 and, since Linux 6.6, tmpfs do). */
+async function takesODirect (dir: string): Promise<boolean> {
+  const probe = join(dir, 'probe')
+  try {
+    const handle = await fs.open(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_DIRECT)
+    await handle.close()
+    return true
+  } catch {
+    return false
+  } finally {
+    await fs.rm(probe, { force: true })
+  }
+}
+
+async function block (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+describe('direct block writes', () => {
+  let dir: string
+  beforeEach(async () => { dir = await fs.mkdtemp(join(tmpdir(), 'pinbox-direct-')) })
+  afterEach(async () => { await fs.rm(dir, { recursive: true, force: true }) })
+
+  it('writes big blocks with O_DIRECT, padded and truncated to their size, and small ones through the page cache', async (ctx) => {
+    if (!await takesODirect(dir)) ctx.skip('this file system refuses O_DIRECT')
+    const store = createBlockstore({ path: join(dir, 'blocks') })
+    await store.open()
+    try {
+      const whole = await block(randomBytes(1024 * 1024))
+      // not a multiple of 4 KiB: written padded, then cut back
+      const odd = await block(randomBytes(100_001))
+      const small = await block(randomBytes(10_000))
+      // a leaf the importer hands over as the list of chunks it was cut from
+      await store.put(whole.cid, [whole.bytes.subarray(0, 300_000), whole.bytes.subarray(300_000)])
+      await store.put(odd.cid, odd.bytes)
+      await store.put(small.cid, small.bytes)
+      expect(store.directWrites).toBe(2)
+      for (const b of [whole, odd, small]) {
+        expect(await store.size(b.cid)).toBe(b.bytes.byteLength)
+        expect(Buffer.concat(await all(store.get(b.cid))).equals(b.bytes)).toBe(true)
+      }
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('writes nothing directly when turned off', async () => {
+    const store = createBlockstore({ path: join(dir, 'blocks'), directWrites: false })
+    await store.open()
+    try {
+      const big = await block(randomBytes(1024 * 1024))
+      await store.put(big.cid, big.bytes)
+      expect(store.directWrites).toBe(0)
+      expect(Buffer.concat(await all(store.get(big.cid))).equals(big.bytes)).toBe(true)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('declines, leaving no file, when every slot is in use or the block does not fit one', async (ctx) => {
+    if (!await takesODirect(dir)) ctx.skip('this file system refuses O_DIRECT')
+    const writer = createDirectWriter({ slots: 1, slotBytes: 64 * 1024 })
+    const bytes = randomBytes(64 * 1024)
+    const [first, second] = await Promise.all([
+      writer.write(join(dir, 'a'), [bytes], bytes.byteLength),
+      writer.write(join(dir, 'b'), [bytes], bytes.byteLength)
+    ])
+    expect([first, second]).toEqual([true, false])
+    expect(await writer.write(join(dir, 'c'), [randomBytes(64 * 1024 + 1)], 64 * 1024 + 1)).toBe(false)
+    expect((await fs.readdir(dir)).sort()).toEqual(['a'])
+    expect((await fs.readFile(join(dir, 'a'))).equals(bytes)).toBe(true)
+    expect(writer.written).toBe(1)
+    writer.release()
+  })
+
+  it('turns itself off, leaving no file, when the disk refuses the write (a length the device cannot take)', async (ctx) => {
+    if (!await takesODirect(dir)) ctx.skip('this file system refuses O_DIRECT')
+    // alignment 1: a 1000-byte O_DIRECT write, which no block device accepts
+    const writer = createDirectWriter({ align: 1 })
+    expect(await writer.write(join(dir, 'a'), [randomBytes(1000)], 1000)).toBe(false)
+    expect(writer.enabled).toBe(false)
+    expect(await fs.readdir(dir)).toEqual([])
+    writer.release()
+  })
+})
