@@ -69,6 +69,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ERR_BLOCK_TOO_LARGE: 400,
   ERR_MISSING_UPLOAD: 400,
   ERR_NOT_SUPPORTED: 501,
+  ERR_LOCAL_FILE_REFUSED: 403,
   // content / store: bad input
   ERR_INVALID_CID: 400,
   ERR_INVALID_PATH: 400,
@@ -148,6 +149,8 @@ export interface KuboErrorBody {
   /** go-ipfs-cmds ErrorType: 0 normal, 1 client, 3 not found. */
   Code: number
   Type: 'error'
+  /** pinbox's typed error code (`ERR_…`), for clients that act on it; Kubo's clients ignore it. */
+  code?: string
 }
 
 export interface MappedError {
@@ -185,5 +188,6 @@ export function toKuboError (err: unknown): MappedError {
   let code = 0
   if (status === 404) code = 3
   else if (status >= 400 && status < 500) code = 1
-  return { status, body: { Message: message, Code: code, Type: 'error' }, expected: mapped != null }
+  const typed = err instanceof PinboxError ? { code: err.code } : {}
+  return { status, body: { Message: message, Code: code, Type: 'error', ...typed }, expected: mapped != null }
 }

@@ -36,7 +36,7 @@ describe('api server: auth, methods, errors, CORS', () => {
     for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Basic ${TOKEN}` }, { authorization: `Bearer ${TOKEN}x` }]) {
       const res = await app.inject({ method: 'POST', url: '/api/v0/id', headers })
       expect(res.statusCode).toBe(401)
-      expect(res.json()).toEqual({ Message: expect.any(String), Code: 1, Type: 'error' })
+      expect(res.json()).toEqual({ Message: expect.any(String), Code: 1, Type: 'error', code: 'ERR_UNAUTHORIZED' })
     }
     const ok = await app.inject({ method: 'POST', url: '/api/v0/id', headers: auth })
     expect(ok.statusCode).toBe(200)

@@ -135,7 +135,8 @@ describe('bad input through the real CLI against a real daemon', { timeout: 60_0
 
     const big = join(dir, 'big.bin')
     await writeFile(big, Buffer.alloc(1024 * 1024, 7))
-    const res = await d.cli(['add', big])
+    // --no-local: a file on this machine is otherwise read by the daemon itself, with no body at all
+    const res = await d.cli(['add', '--no-local', big])
     expectCleanError(res)
     expect(res.stderr).toMatch(/too large|limit|maxBodyBytes|exceed/i)
     expect((await state()).pins).toEqual(baseline.pins)

@@ -3,12 +3,15 @@ import { importContent } from '../../content/import.ts'
 import { parseChunker } from '../../content/profiles.ts'
 import { requestSignal, streamHeaders, ndjson } from '../args.ts'
 import { MissingUploadError, NotSupportedError } from '../errors.ts'
+import { openClientFile, parseLocalFileClaim } from '../local-file.ts'
 import { leasedWriter, uploadEntries } from '../upload.ts'
 import { q, query, rpc } from './rpc.ts'
 import type { ImportOptions } from '../../content/types.ts'
 import type { KnownBlock } from '../../pinning/types.ts'
 import type { RouteOptions } from '../server.ts'
+import type { UploadEntry } from '../upload.ts'
 import type { FastifyInstance } from 'fastify'
+import type { FileHandle } from 'node:fs/promises'
 import type { CID } from 'multiformats/cid'
 
 /** Bytes an add writes between the sync passes it starts while the upload is still coming in. */
@@ -28,6 +31,8 @@ interface AddQuery {
   silent?: boolean
   hash?: string
   trickle?: boolean
+  'local-fd'?: string
+  'local-name'?: string
 }
 
 const addQuery = query({
@@ -43,7 +48,10 @@ const addQuery = query({
   quieter: q.bool,
   silent: q.bool,
   hash: q.str,
-  trickle: q.bool
+  trickle: q.bool,
+  // pinbox's own: the file a local client holds open, read by the daemon (src/api/local-file.ts)
+  'local-fd': q.str,
+  'local-name': q.str
 })
 
 /** Kubo's flags over the configured profile, with Kubo's rule that CIDv1 implies raw leaves. */
@@ -83,7 +91,9 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
     const qs = request.query
     const importOptions = importOptionsFor(components.importDefaults, qs)
     const pin = (qs.pin ?? true) && !importOptions.onlyHash
-    if (!request.isMultipart()) {
+    // checked before anything is read, so a refused hand-over leaves the client free to upload
+    const local = qs['local-fd'] == null ? undefined : await openClientFile(request.raw.socket, parseLocalFileClaim(qs['local-fd']))
+    if (local == null && !request.isMultipart()) {
       throw new MissingUploadError()
     }
     const signal = requestSignal(request, reply)
@@ -94,11 +104,13 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
     const run = async (push: (line: AddLine) => void): Promise<void> => {
       const lease = components.leases.open()
       try {
-        const entries = uploadEntries(request, {
-          maxBytes: maxBodyBytes,
-          signal: controller.signal,
-          ...(qs.progress === true ? { onFileProgress: (path, bytes) => { push({ Name: path, Bytes: bytes }) } } : {})
-        })
+        const entries = local != null
+          ? localEntries(local, qs['local-name'] ?? '', controller.signal, qs.progress === true ? (path, bytes) => { push({ Name: path, Bytes: bytes }) } : undefined)
+          : uploadEntries(request, {
+            maxBytes: maxBodyBytes,
+            signal: controller.signal,
+            ...(qs.progress === true ? { onFileProgress: (path, bytes) => { push({ Name: path, Bytes: bytes }) } } : {})
+          })
         const candidates = async function * () {
           for await (const entry of entries) {
             yield {
@@ -163,6 +175,7 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
       } finally {
         lease.close()
         signal.removeEventListener('abort', abort)
+        await local?.close()
       }
       if (!importOptions.onlyHash) components.autoGc?.poke()
     }
@@ -177,6 +190,23 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
     streamHeaders(reply, 'ndjson')
     return reply.send(ndjson(channel(run)))
   })
+}
+
+/** 1 MiB reads: one per leaf of the default profile. */
+const LOCAL_READ_BYTES = 1024 * 1024
+
+/** The one file of a local hand-over, in the shape of an upload's entries; `name` is the client's. */
+async function * localEntries (handle: FileHandle, name: string, signal: AbortSignal, onProgress?: (path: string, bytes: number) => void): AsyncGenerator<UploadEntry> {
+  const path = name.replace(/^\/+/, '').replace(/\/+$/, '')
+  const content = async function * (): AsyncGenerator<Uint8Array> {
+    let bytes = 0
+    for await (const chunk of handle.createReadStream({ highWaterMark: LOCAL_READ_BYTES, autoClose: false, start: 0, signal }) as AsyncIterable<Buffer>) {
+      bytes += chunk.byteLength
+      onProgress?.(path, bytes)
+      yield chunk
+    }
+  }
+  yield { path, content: content() }
 }
 
 function uniqueCids (cids: CID[]): CID[] {

@@ -1,7 +1,9 @@
+import { lstat, open } from 'node:fs/promises'
+import { basename } from 'node:path'
 import type { Command } from 'commander'
 import { action, parseBool, parseNonNegativeInt } from '../command.ts'
 import type { Runtime } from '../command.ts'
-import { InvalidArgumentError } from '../errors.ts'
+import { ApiError, InvalidArgumentError } from '../errors.ts'
 import { example } from '../help.ts'
 import { encodeMultipart, measurePath, pathParts, stdinPart } from '../multipart.ts'
 import type { FormPart } from '../multipart.ts'
@@ -19,6 +21,7 @@ interface AddOptions {
   name?: string
   quiet?: boolean
   progress: boolean
+  local: boolean
 }
 
 /** One line of Kubo's `add` reply: an added entry, or a progress count for `Name`. */
@@ -39,6 +42,18 @@ export interface AddResult {
   /** The last entry the daemon reported: the wrapping directory, the top directory or the one file. */
   root: string
   entries: AddedEntry[]
+}
+
+function isLoopbackUrl (url: string): boolean {
+  const host = new URL(url).hostname
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+/** `rest` with an already-read first result put back in front. */
+async function * prepend<T> (first: IteratorResult<T>, rest: AsyncGenerator<T>): AsyncGenerator<T> {
+  if (first.done === true) return
+  yield first.value
+  yield * rest
 }
 
 function checkChunker (spec: string): string {
@@ -67,6 +82,7 @@ export function registerAdd (program: Command, rt: Runtime): void {
     .option('--name <name>', 'name for the pin')
     .option('-q, --quiet', 'print only the root CID')
     .option('--no-progress', 'no progress bar')
+    .option('--no-local', 'always send the file\'s bytes over HTTP, even to a daemon on this machine')
     .action(action(rt, async (ctx, c) => {
       const [paths] = c.processedArgs as [string[]]
       const opts = c.opts<AddOptions>()
@@ -116,9 +132,26 @@ export function registerAdd (program: Command, rt: Runtime): void {
       const perFile = new Map<string, number>()
       const entries: AddedEntry[] = []
       bar?.start(total, 0)
+      // one regular file to a daemon on this machine: the daemon reads it from the disk itself
+      const single = paths.length === 1 && paths[0] !== '-' && opts.local ? paths[0] as string : undefined
+      const handed = single != null && (await lstat(single)).isFile() ? await open(single, 'r') : undefined
       try {
         const api = await ctx.api()
-        for await (const line of api.ndjson<AddLine>('add', args, { body: encodeMultipart(parts()) })) {
+        let lines: AsyncGenerator<AddLine> | undefined
+        let first: IteratorResult<AddLine> | undefined
+        if (handed != null && isLoopbackUrl(api.apiUrl)) {
+          lines = api.ndjson<AddLine>('add', { ...args, 'local-fd': `${process.pid}:${handed.fd}`, 'local-name': basename(single as string) })
+          try {
+            first = await lines.next()
+          } catch (err) {
+            // another user's daemon, a container, not Linux: send the bytes instead
+            if (!(err instanceof ApiError && err.apiCode === 'ERR_LOCAL_FILE_REFUSED')) throw err
+            lines = undefined
+          }
+        }
+        lines ??= api.ndjson<AddLine>('add', args, { body: encodeMultipart(parts()) })
+        const rest = first == null ? lines : prepend(first, lines)
+        for await (const line of rest) {
           if (line.Hash != null) {
             entries.push({ name: line.Name, cid: line.Hash, size: Number(line.Size ?? 0) })
           } else if (line.Bytes != null && bar != null) {
@@ -130,6 +163,7 @@ export function registerAdd (program: Command, rt: Runtime): void {
         }
       } finally {
         bar?.stop()
+        await handed?.close()
       }
       const root = entries[entries.length - 1]?.cid
       if (root == null) throw new InvalidArgumentError('nothing was added')
