@@ -4,6 +4,13 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 import type { KeyObject } from 'node:crypto'
 
+/**
+ * The list type noise's interface speaks: uint8arraylist 2, its own dependency. pinbox depends on
+ * version 3, as the rest of libp2p does (one copy loaded instead of a dozen); at run time both
+ * are the same list, recognised by a `Symbol.for` brand, and only their TypeScript types differ.
+ */
+type NoiseList = Exclude<ReturnType<ICryptoInterface['chaCha20Poly1305Encrypt']>, Uint8Array>
+
 const ALGORITHM = 'chacha20-poly1305'
 const TAG_BYTES = 16
 /** Below this the library's WebAssembly cipher is faster than a Node cipher object (its own threshold). */
@@ -42,7 +49,7 @@ export function noiseCrypto (): ICryptoInterface {
       const final = cipher.final()
       if (final.byteLength > 0) out.append(final)
       out.append(cipher.getAuthTag())
-      return out
+      return out as unknown as NoiseList
     },
     chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
       if (ciphertext.byteLength < SMALL) return defaultCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
@@ -60,7 +67,7 @@ export function noiseCrypto (): ICryptoInterface {
       for (const part of ciphertext.sublist(0, length)) out.append(decipher.update(part))
       const final = decipher.final()
       if (final.byteLength > 0) out.append(final)
-      return out
+      return out as unknown as NoiseList
     }
   }
 }
