@@ -73,12 +73,15 @@ function leafImporter (options: Pick<ImportContentOptions, 'cidVersion' | 'rawLe
 
     const persist = async (parts: Uint8Array[], length: number, hash: Hash | undefined, index: number): Promise<BufferImporterResult> => {
       let joined: Uint8Array | undefined
+      let pooled = false
       try {
         if (rawLeaves && hash == null) {
           // a big raw leaf: joined here so its hash can run on the thread pool, and its source
           // chunks are free as soon as they are copied, not when the write lands
-          // (the importer keeps a file's first leaf, so that one must not be a pooled buffer)
-          joined = index === 0 ? concatBytes(parts, length) : copyInto(pool.take(length), parts)
+          // (the importer keeps a file's first leaf, so that one must not be a pooled buffer; nor
+          // may any leaf be, unless the store is known to be done with the bytes when put() returns)
+          pooled = index !== 0 && options.releaseChunks === true
+          joined = pooled ? copyInto(pool.take(length), parts) : concatBytes(parts, length)
           for (const part of parts) drop(part.buffer)
           parts = []
           const digest = new Uint8Array(await webcrypto.subtle.digest('SHA-256', joined))
@@ -89,7 +92,7 @@ function leafImporter (options: Pick<ImportContentOptions, 'cidVersion' | 'rawLe
         return await write(parts, length, hash)
       } finally {
         for (const part of parts) drop(part.buffer)
-        if (joined != null && index !== 0) pool.release(joined)
+        if (joined != null && pooled) pool.release(joined)
       }
     }
     const write = async (parts: Uint8Array[], length: number, hash: Hash | undefined): Promise<BufferImporterResult> => {
@@ -189,7 +192,9 @@ function noop (): void {}
 export interface ImportContentOptions extends ImportOptions {
   /**
    * The sources' chunks belong to the import (an upload's socket buffers): a chunk that is the
-   * only view of its buffer has that buffer detached once its leaves are written.
+   * only view of its buffer has that buffer detached once its leaves are written. It also promises
+   * that the blockstore is done with the bytes when put() returns (the flat store has written
+   * them), so big leaves are joined in a few reused buffers instead of one new buffer each.
    */
   releaseChunks?: boolean
 }

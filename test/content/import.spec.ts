@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
+import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { importCar } from '../../src/content/car.ts'
 import { walkDag } from '../../src/content/dag-walk.ts'
@@ -44,6 +46,29 @@ describe('importContent', () => {
       const entries = await all(importContent(t.store, [{ content: bytesOf(bytes) }], resolveImportOptions(profile, { cidVersion: 1, chunker: 'size-256' })))
       expect(entries.at(-1)?.cid.toString(), profile).toBe('bafybeigcisqd7m5nf3qmuvjdbakl5bdnh4ocrmacaqkpuh77qjvggmt2sa')
     }
+  })
+
+  it('gives a store that keeps the bytes it is handed (in memory) its own copy of every leaf; only releaseChunks reuses leaf buffers', async () => {
+    const leafBytes = 64 * 1024
+    const data = pseudoRandom(30 * leafBytes + 333, 12)
+    const options = resolveImportOptions('unixfs-v1-2025', { chunker: `size-${leafBytes}` })
+    // a leaf at a time with a pause: earlier leaves are hashed and stored before later ones are cut
+    const slowly = async function * (): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < data.byteLength; i += leafBytes) {
+        await new Promise(resolve => setTimeout(resolve, 2))
+        yield data.slice(i, i + leafBytes)
+      }
+    }
+    const kept = new Map<string, Uint8Array>()
+    const memory = { put: async (cid: any, bytes: any) => { kept.set(cid.toString(), bytes); return cid } }
+    const [entry] = await all(importContent(memory, [{ content: slowly() }], options))
+    const leaves = [...kept.entries()].filter(([cid]) => cid.startsWith('bafk'))
+    expect(leaves).toHaveLength(31)
+    // every leaf still holds its own bytes after the import: none was a buffer reused for a later one
+    for (const [cid, bytes] of leaves) {
+      expect((await sha256.digest(bytes)).digest, cid).toEqual(CID.parse(cid).multihash.digest)
+    }
+    expect(entry?.cid.toString()).toBe((await all(importContent(t.store, [{ content: bytesOf(data) }], options)))[0]?.cid.toString())
   })
 
   it('keeps leaves right while writes overlap reading: pieces across leaves, an empty file, CIDv0 leaves', async () => {
