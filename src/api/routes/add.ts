@@ -96,13 +96,22 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
     if (local == null && !request.isMultipart()) {
       throw new MissingUploadError()
     }
+    // closed after the add (below), and at the latest when the response is over, also when a client
+    // gone before a streamed reply started means the add never ran (a second close is a no-op)
+    reply.raw.once('close', () => { local?.close().catch(() => {}) })
     const signal = requestSignal(request, reply)
     const controller = new AbortController()
     const abort = (): void => { controller.abort(signal.reason) }
     signal.addEventListener('abort', abort, { once: true })
 
     const run = async (push: (line: AddLine) => void): Promise<void> => {
-      const lease = components.leases.open()
+      let lease: ReturnType<typeof components.leases.open>
+      try {
+        lease = components.leases.open()
+      } catch (err) {
+        await local?.close()
+        throw err
+      }
       try {
         const entries = local != null
           ? localEntries(local, qs['local-name'] ?? '', controller.signal, qs.progress === true ? (path, bytes) => { push({ Name: path, Bytes: bytes }) } : undefined)
