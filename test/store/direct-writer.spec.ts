@@ -85,6 +85,24 @@ describe('direct block writes', () => {
     writer.release()
   })
 
+  it('lets its slots go when idle and maps new ones for the next write', async (ctx) => {
+    if (!await takesODirect(dir)) ctx.skip('this file system refuses O_DIRECT')
+    const writer = createDirectWriter({ idleMs: 10 })
+    const first = randomBytes(70_000)
+    expect(await writer.write(join(dir, 'a'), [first], first.byteLength)).toBe(true)
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const second = randomBytes(70_000)
+    expect(await writer.write(join(dir, 'b'), [second], second.byteLength)).toBe(true)
+    writer.release()
+    const third = randomBytes(5000)
+    expect(await writer.write(join(dir, 'c'), [third], third.byteLength)).toBe(true)
+    expect((await fs.readFile(join(dir, 'a'))).equals(first)).toBe(true)
+    expect((await fs.readFile(join(dir, 'b'))).equals(second)).toBe(true)
+    expect((await fs.readFile(join(dir, 'c'))).equals(third)).toBe(true)
+    expect(writer.written).toBe(3)
+    writer.release()
+  })
+
   it('turns itself off, leaving no file, when the disk refuses the write (a length the device cannot take)', async (ctx) => {
     if (!await takesODirect(dir)) ctx.skip('this file system refuses O_DIRECT')
     // alignment 1: a 1000-byte O_DIRECT write, which no block device accepts
