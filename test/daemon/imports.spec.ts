@@ -11,20 +11,25 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const LOADER = `
 import { registerHooks } from 'node:module'
 const packages = new Set()
+const copies = {}
 let modules = 0
 registerHooks({
   load (url, context, next) {
     modules++
-    const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(url)
-    if (m != null) packages.add(m[1])
+    const m = /^(.*node_modules\\/((?:@[^/]+\\/)?[^/]+))\\//.exec(url)
+    if (m != null) {
+      packages.add(m[2])
+      ;(copies[m[2]] ??= new Set()).add(m[1])
+    }
     return next(url, context)
   }
 })
 await import(process.argv[1])
-process.stdout.write(JSON.stringify({ modules, packages: [...packages].sort() }))
+const folders = Object.fromEntries(Object.entries(copies).map(([name, roots]) => [name, roots.size]))
+process.stdout.write(JSON.stringify({ modules, packages: [...packages].sort(), folders }))
 `
 
-async function loaded (file: string): Promise<{ modules: number, packages: string[] }> {
+async function loaded (file: string): Promise<{ modules: number, packages: string[], folders: Record<string, number> }> {
   const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', LOADER, resolve(ROOT, file)], {
     cwd: ROOT,
     // an on-disk compile cache would not change what loads; keep the run self-contained
@@ -56,6 +61,16 @@ describe('what start-up loads', { timeout: 60_000 }, () => {
     for (const name of ['@libp2p/upnp-nat', '@libp2p/mdns', '@libp2p/kad-dht', '@libp2p/autonat', '@libp2p/dcutr', '@libp2p/bootstrap']) {
       expect(packages, name).not.toContain(name)
     }
+  })
+
+  it('the daemon loads each npm package from at most three folders (one hoisted copy, plus the old ones @chainsafe/libp2p-noise and -yamux pin)', async () => {
+    // pinbox depends on uint8arraylist 3 and protons-runtime 7 only so that npm hoists those: with
+    // the old ones on top, every libp2p package got its own nested copy (13 and 11 were loaded)
+    const { folders } = await loaded('src/node.ts')
+    const many = Object.entries(folders).filter(([, n]) => n > 3)
+    expect(many).toEqual([])
+    expect(folders['protons-runtime']).toBeLessThanOrEqual(3)
+    expect(folders['uint8arraylist']).toBeLessThanOrEqual(3)
   })
 
   it('the rewards part of the node loads no ethers until a chain is configured', async () => {
