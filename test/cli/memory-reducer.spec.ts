@@ -6,11 +6,12 @@ import type { EventLoopUtilization } from 'node:perf_hooks'
 const MiB = 1024 * 1024
 
 /** Readings the test sets by hand: busy share of the next interval and the RSS. */
-function readings (): { busy: number, rss: number, gcs: number, components: Parameters<typeof createMemoryReducer>[0] } {
-  const state = { busy: 0, rss: 100 * MiB, gcs: 0, components: undefined as unknown as Parameters<typeof createMemoryReducer>[0] }
+function readings (): { busy: number, rss: number, gcs: number, trims: number, trimFrees: number, components: Parameters<typeof createMemoryReducer>[0] } {
+  const state = { busy: 0, rss: 100 * MiB, gcs: 0, trims: 0, trimFrees: 0, components: undefined as unknown as Parameters<typeof createMemoryReducer>[0] }
   let clock = 0
   state.components = {
     gc: () => { state.gcs++ },
+    trim: () => { state.trims++; state.rss -= state.trimFrees },
     rss: () => state.rss,
     utilization: (current?: EventLoopUtilization, previous?: EventLoopUtilization): EventLoopUtilization => {
       if (current != null && previous != null) {
@@ -46,6 +47,45 @@ describe('memory reducer', () => {
     s.rss = 190 * MiB
     expect(reducer.check()).toBe(false)
     expect(reducer.collections).toBe(1)
+  })
+
+  it('trims the C heap after every collection, and alone when a quiet loop crept 2 MiB above the last trim', () => {
+    const s = readings()
+    const reducer = createMemoryReducer(s.components, { growthBytes: 32 * MiB, trimGrowthBytes: 2 * MiB })
+
+    s.rss = 101 * MiB
+    expect(reducer.check()).toBe(false)
+    expect(s.trims).toBe(0) // 1 MiB of creep: nothing
+
+    s.rss = 103 * MiB
+    s.busy = 0.5
+    expect(reducer.check()).toBe(false)
+    expect(s.trims).toBe(0) // busy: nothing
+
+    s.busy = 0
+    s.trimFrees = 2 * MiB
+    expect(reducer.check()).toBe(false) // a trim is not a collection
+    expect(s.trims).toBe(1)
+    expect(s.gcs).toBe(0)
+    // measured again after the trim: 101 MiB is the new level, so no trim loop
+    expect(reducer.check()).toBe(false)
+    expect(s.trims).toBe(1)
+
+    s.rss = 140 * MiB
+    expect(reducer.check()).toBe(true)
+    expect([s.gcs, s.trims, reducer.collections, reducer.trims]).toEqual([1, 2, 1, 2])
+  })
+
+  it('without a trim (not glibc) only collects', () => {
+    const s = readings()
+    const { trim, ...noTrim } = s.components
+    void trim
+    const reducer = createMemoryReducer(noTrim, { growthBytes: 32 * MiB })
+    s.rss = 110 * MiB
+    expect(reducer.check()).toBe(false)
+    s.rss = 140 * MiB
+    expect(reducer.check()).toBe(true)
+    expect([s.gcs, s.trims, reducer.trims]).toEqual([1, 0, 0])
   })
 
   it('measures growth from the lowest level seen', () => {

@@ -4,6 +4,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { Command } from 'commander'
 import { action } from '../command.ts'
+import { loadMallocTrim } from '../malloc-trim.ts'
 import { createMemoryReducer } from '../memory-reducer.ts'
 import type { Runtime } from '../command.ts'
 import { example } from '../help.ts'
@@ -41,7 +42,15 @@ function settleAfterStartup (): { stop(): void } {
       const gc = (): void => { exposed({ type: 'major', execution: 'sync', flavor: 'last-resort' }) }
       timer = setTimeout(() => {
         gc()
-        reducer = createMemoryReducer({ gc, rss: () => process.memoryUsage.rss(), utilization: performance.eventLoopUtilization.bind(performance) })
+        // loaded here, not at start-up: FFI costs ~1.4 MB and a few ms that `pinbox id` need not wait for
+        const trim = loadMallocTrim()
+        trim?.()
+        reducer = createMemoryReducer({
+          gc,
+          ...(trim == null ? {} : { trim }),
+          rss: () => process.memoryUsage.rss(),
+          utilization: performance.eventLoopUtilization.bind(performance)
+        })
         reducer.start()
       }, SETTLE_GC_MS)
       timer.unref()
