@@ -98,11 +98,13 @@ async function holdsSocket (pid: number, inode: string): Promise<boolean> {
 }
 
 /**
- * Opens, read-only, the regular file that the process on the other end of `socket` holds as
- * `claim.fd`. Throws LocalFileRefusedError when any check fails; the caller then expects the bytes
- * in the request body instead.
+ * Opens, read-only, the regular file (or, with `directories`, the folder) that the process on the
+ * other end of `socket` holds as `claim.fd`. Throws LocalFileRefusedError when any check fails; the
+ * caller then expects the bytes in the request body instead. A folder is walked through
+ * `/proc/self/fd/<the returned handle>`: its entries are read with the daemon's rights, symlinks
+ * are kept as symlinks (never followed), so nothing outside the folder is read.
  */
-export async function openClientFile (socket: Socket, claim: LocalFileClaim): Promise<fs.FileHandle> {
+export async function openClientFile (socket: Socket, claim: LocalFileClaim, options: { directories?: boolean } = {}): Promise<fs.FileHandle> {
   if (process.platform !== 'linux') throw new LocalFileRefusedError('only on Linux')
   if (!isLoopback(socket.remoteAddress)) throw new LocalFileRefusedError('the client is not on this machine')
   const inode = await clientSocketInode(socket)
@@ -116,7 +118,10 @@ export async function openClientFile (socket: Socket, claim: LocalFileClaim): Pr
     throw new LocalFileRefusedError(`cannot open descriptor ${claim.fd} of process ${claim.pid} (${err?.code ?? err})`)
   }
   try {
-    if (!(await handle.stat()).isFile()) throw new LocalFileRefusedError(`descriptor ${claim.fd} is not a regular file`)
+    const st = await handle.stat()
+    if (!st.isFile() && !(options.directories === true && st.isDirectory())) {
+      throw new LocalFileRefusedError(`descriptor ${claim.fd} is not a regular file${options.directories === true ? ' or a folder' : ''}`)
+    }
   } catch (err) {
     await handle.close()
     throw err

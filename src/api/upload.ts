@@ -9,8 +9,10 @@ import type { CID } from 'multiformats/cid'
 export interface UploadEntry {
   /** Path inside the upload ('' for a nameless file). */
   path: string
-  /** Absent for a directory part. */
+  /** Absent for a directory part and a symlink. */
   content?: AsyncIterable<Uint8Array>
+  /** A symlink's target (an `application/symlink` part, as Kubo's clients send symlinks). */
+  symlinkTarget?: string
   mode?: number
   mtime?: { secs: bigint, nsecs?: number }
 }
@@ -23,6 +25,9 @@ export interface UploadOptions {
 }
 
 const DIRECTORY_TYPE = 'application/x-directory'
+const SYMLINK_TYPE = 'application/symlink'
+/** PATH_MAX: no symlink target is longer. */
+const MAX_SYMLINK_TARGET = 4096
 /** Bigger than busboy's lookbehind (a boundary is at most 70 bytes). */
 const SMALL_CHUNK = 1024
 
@@ -75,6 +80,17 @@ export async function * uploadEntries (request: FastifyRequest, options: UploadO
     if (file.mimetype === DIRECTORY_TYPE) {
       file.file.resume()
       yield { path, ...meta }
+      continue
+    }
+    if (file.mimetype === SYMLINK_TYPE) {
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of file.file as AsyncIterable<Buffer>) {
+        size += chunk.byteLength
+        if (size > MAX_SYMLINK_TARGET) throw new BodyTooLargeError(`symlink target of ${path} too long: the limit is ${MAX_SYMLINK_TARGET} bytes`)
+        chunks.push(chunk)
+      }
+      yield { path, symlinkTarget: Buffer.concat(chunks).toString('utf8'), ...meta }
       continue
     }
 

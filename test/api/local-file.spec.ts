@@ -1,6 +1,9 @@
-import { open, readFile, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { constants } from 'node:fs'
+import { mkdir, open, readFile, symlink, writeFile } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDaemon, stopAll, tempDir } from '../helpers/daemon.ts'
 import type { Daemon } from '../helpers/daemon.ts'
@@ -57,6 +60,38 @@ describe('add: local file hand-over', () => {
     expect(viaLocal.root).toBe(viaUpload.root)
   })
 
+  it('the CLI hands over a folder with -r: the daemon walks it (a file in it far over the upload limit too), with the CIDs of an upload', async () => {
+    // small enough to upload under the limit: hidden files, a symlink, an empty folder, nesting
+    const tree = join(dir, 'tree')
+    await mkdir(join(tree, 'sub', 'deeper'), { recursive: true })
+    await mkdir(join(tree, 'empty'))
+    await mkdir(join(tree, '.hidden'))
+    await writeFile(join(tree, 'a.txt'), 'a')
+    await writeFile(join(tree, 'sub', 'deeper', 'b.bin'), bytes.subarray(0, 20_000))
+    await writeFile(join(tree, '.hidden', 'h.txt'), 'h')
+    await writeFile(join(tree, '.dot'), 'dot')
+    await symlink('../a.txt', join(tree, 'sub', 'link'))
+    for (const flags of [[], ['-H'], ['-w']]) {
+      const local = await d.json<{ root: string, entries: Array<{ name: string, cid: string }> }>(['add', '-r', '-n', ...flags, tree])
+      const upload = await d.json<{ root: string, entries: Array<{ name: string, cid: string }> }>(['add', '-r', '-n', '--no-local', ...flags, tree])
+      expect(local, flags.join(' ')).toEqual(upload)
+    }
+    // the symlink is a UnixFS symlink on both paths, not a file holding its target
+    const listed = await d.json<{ root: string }>(['add', '-r', tree])
+    const ls = await d.cli(['ls', `${listed.root}/sub`])
+    expect(ls.stdout).toMatch(/link/)
+    const link = await d.json<any>(['ls', '--json', `${listed.root}/sub`])
+    expect(JSON.stringify(link)).toMatch(/"(?:type|Type)":\s*(?:"symlink"|4)/)
+
+    // a folder holding a file 48x over the upload limit goes only the local way
+    await writeFile(join(tree, 'big.bin'), bytes)
+    const big = await d.json<{ root: string }>(['add', '-r', tree])
+    expect(big.root).toMatch(/^bafy/)
+    const refused = await d.cli(['add', '-r', '--no-local', tree])
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toMatch(/too large/)
+  })
+
   it('the CLI sends the bytes instead when the daemon refuses (its connection goes through another process)', async () => {
     // a TCP relay in this test process: the daemon's client is then this process, not the CLI
     const relay = createServer((inbound) => {
@@ -93,19 +128,22 @@ describe('add: local file hand-over', () => {
     }
   })
 
-  it('refuses a claim on another process\'s files (the daemon\'s own), a directory, a bad claim, and a caller without the token', async () => {
+  it('refuses a claim on another process\'s files (the daemon\'s own), a pipe, a bad claim, and a caller without the token', async () => {
     const other = await addCall(`${d.pid}:0`)
     expect(other.status).toBe(403)
     expect(other.body.code).toBe('ERR_LOCAL_FILE_REFUSED')
     expect(other.body.Message).toMatch(new RegExp(`process ${d.pid} is not this request's client`))
 
-    const folder = await open(dir, 'r')
+    // a FIFO held open for reading and writing (so opening it does not wait for a writer)
+    const fifo = join(dir, 'fifo')
+    await promisify(execFile)('mkfifo', [fifo])
+    const pipe = await open(fifo, constants.O_RDWR)
     try {
-      const res = await addCall(`${process.pid}:${folder.fd}`)
+      const res = await addCall(`${process.pid}:${pipe.fd}`)
       expect(res.status).toBe(403)
-      expect(res.body.Message).toMatch(/not a regular file/)
+      expect(res.body.Message).toMatch(/is not a regular file or a folder/)
     } finally {
-      await folder.close()
+      await pipe.close()
     }
 
     const closed = await addCall(`${process.pid}:999999`)

@@ -1,5 +1,6 @@
+import { basename } from 'node:path'
 import * as raw from 'multiformats/codecs/raw'
-import { importContent } from '../../content/import.ts'
+import { fileSystemCandidates, importContent } from '../../content/import.ts'
 import { parseChunker } from '../../content/profiles.ts'
 import { requestSignal, streamHeaders, ndjson } from '../args.ts'
 import { MissingUploadError, NotSupportedError } from '../errors.ts'
@@ -33,6 +34,7 @@ interface AddQuery {
   trickle?: boolean
   'local-fd'?: string
   'local-name'?: string
+  hidden?: boolean
 }
 
 const addQuery = query({
@@ -51,7 +53,9 @@ const addQuery = query({
   trickle: q.bool,
   // pinbox's own: the file a local client holds open, read by the daemon (src/api/local-file.ts)
   'local-fd': q.str,
-  'local-name': q.str
+  'local-name': q.str,
+  // Kubo's: dot-files of a folder walked here (a local folder hand-over); uploads are filtered by the client
+  hidden: q.bool
 })
 
 /** Kubo's flags over the configured profile, with Kubo's rule that CIDv1 implies raw leaves. */
@@ -92,7 +96,7 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
     const importOptions = importOptionsFor(components.importDefaults, qs)
     const pin = (qs.pin ?? true) && !importOptions.onlyHash
     // checked before anything is read, so a refused hand-over leaves the client free to upload
-    const local = qs['local-fd'] == null ? undefined : await openClientFile(request.raw.socket, parseLocalFileClaim(qs['local-fd']))
+    const local = qs['local-fd'] == null ? undefined : await openClientFile(request.raw.socket, parseLocalFileClaim(qs['local-fd']), { directories: true })
     if (local == null && !request.isMultipart()) {
       throw new MissingUploadError()
     }
@@ -114,7 +118,7 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
       }
       try {
         const entries = local != null
-          ? localEntries(local, qs['local-name'] ?? '', controller.signal, qs.progress === true ? (path, bytes) => { push({ Name: path, Bytes: bytes }) } : undefined)
+          ? localEntries(local, qs['local-name'] ?? '', { signal: controller.signal, hidden: qs.hidden === true, ...(qs.progress === true ? { onProgress: (path, bytes) => { push({ Name: path, Bytes: bytes }) } } : {}) })
           : uploadEntries(request, {
             maxBytes: maxBodyBytes,
             signal: controller.signal,
@@ -125,6 +129,7 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
             yield {
               ...(entry.path === '' ? {} : { path: entry.path }),
               ...(entry.content == null ? {} : { content: entry.content }),
+              ...(entry.symlinkTarget == null ? {} : { symlinkTarget: entry.symlinkTarget }),
               ...(entry.mode == null ? {} : { mode: entry.mode }),
               ...(entry.mtime == null ? {} : { mtime: entry.mtime })
             }
@@ -204,18 +209,46 @@ export async function addRoutes (app: FastifyInstance, options: RouteOptions): P
 /** 1 MiB reads: one per leaf of the default profile. */
 const LOCAL_READ_BYTES = 1024 * 1024
 
-/** The one file of a local hand-over, in the shape of an upload's entries; `name` is the client's. */
-async function * localEntries (handle: FileHandle, name: string, signal: AbortSignal, onProgress?: (path: string, bytes: number) => void): AsyncGenerator<UploadEntry> {
-  const path = name.replace(/^\/+/, '').replace(/\/+$/, '')
-  const content = async function * (): AsyncGenerator<Uint8Array> {
+interface LocalEntriesOptions {
+  signal: AbortSignal
+  /** Dot-files of a folder too. */
+  hidden: boolean
+  onProgress?(path: string, bytes: number): void
+}
+
+/**
+ * The file or folder of a local hand-over, in the shape of an upload's entries, named `name` (the
+ * client's name for it). A folder is walked through the daemon's own descriptor of it, like
+ * `pinbox add -r` walks it on the client: sorted, symlinks kept as symlinks.
+ */
+async function * localEntries (handle: FileHandle, name: string, options: LocalEntriesOptions): AsyncGenerator<UploadEntry> {
+  const { signal, onProgress } = options
+  const top = name.replace(/^\/+/, '').replace(/\/+$/, '')
+  const counted = async function * (path: string, source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     let bytes = 0
-    for await (const chunk of handle.createReadStream({ highWaterMark: LOCAL_READ_BYTES, autoClose: false, start: 0, signal }) as AsyncIterable<Buffer>) {
+    for await (const chunk of source) {
+      signal.throwIfAborted()
       bytes += chunk.byteLength
       onProgress?.(path, bytes)
       yield chunk
     }
   }
-  yield { path, content: content() }
+  if (!(await handle.stat()).isDirectory()) {
+    const source = handle.createReadStream({ highWaterMark: LOCAL_READ_BYTES, autoClose: false, start: 0, signal }) as AsyncIterable<Buffer>
+    yield { path: top, content: counted(top, source) }
+    return
+  }
+  // the trailing slash makes lstat follow the descriptor's magic link to the folder itself
+  const root = `/proc/self/fd/${handle.fd}/`
+  const rootName = basename(root)
+  for await (const candidate of fileSystemCandidates(root, { recursive: true, hidden: options.hidden })) {
+    // the walk names entries after the descriptor's number; the client's name replaces it
+    const relative = candidate.path ?? rootName
+    const path = top + relative.slice(rootName.length)
+    if (candidate.symlinkTarget != null) yield { path, symlinkTarget: candidate.symlinkTarget }
+    else if (candidate.content != null) yield { path, content: counted(path, candidate.content) }
+    else yield { path }
+  }
 }
 
 function uniqueCids (cids: CID[]): CID[] {

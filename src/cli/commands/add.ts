@@ -132,15 +132,21 @@ export function registerAdd (program: Command, rt: Runtime): void {
       const perFile = new Map<string, number>()
       const entries: AddedEntry[] = []
       bar?.start(total, 0)
-      // one regular file to a daemon on this machine: the daemon reads it from the disk itself
+      // one regular file, or one folder with -r, to a daemon on this machine: the daemon reads it from the disk itself
       const single = paths.length === 1 && paths[0] !== '-' && opts.local ? paths[0] as string : undefined
-      const handed = single != null && (await lstat(single)).isFile() ? await open(single, 'r') : undefined
+      const kind = single == null ? undefined : await lstat(single)
+      const handed = single != null && (kind?.isFile() === true || (kind?.isDirectory() === true && opts.recursive === true)) ? await open(single, 'r') : undefined
       try {
         const api = await ctx.api()
         let lines: AsyncGenerator<AddLine> | undefined
         let first: IteratorResult<AddLine> | undefined
         if (handed != null && isLoopbackUrl(api.apiUrl)) {
-          lines = api.ndjson<AddLine>('add', { ...args, 'local-fd': `${process.pid}:${handed.fd}`, 'local-name': basename(single as string) })
+          lines = api.ndjson<AddLine>('add', {
+            ...args,
+            'local-fd': `${process.pid}:${handed.fd}`,
+            'local-name': basename(single as string),
+            ...(opts.hidden === true ? { hidden: true } : {})
+          })
           try {
             first = await lines.next()
           } catch (err) {
