@@ -29,6 +29,8 @@ export interface DirectWriter {
   readonly enabled: boolean
   /** Blocks written directly so far. */
   readonly written: number
+  /** Whether the slots' memory is held (from the first write until it goes idle or is released). */
+  readonly mapped: boolean
   /** Lets the slots' memory go (it is mapped again on the next write). */
   release(): void
 }
@@ -150,6 +152,9 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
     },
     get written () {
       return written
+    },
+    get mapped () {
+      return slots != null
     },
     release
   }

@@ -9,19 +9,10 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createBlockstore } from '../../src/store/blockstore.ts'
 import { createDirectWriter } from '../../src/store/direct-writer.ts'
+import { requireODirect } from '../helpers/o-direct.ts'
 
-/** Whether this folder's file system takes O_DIRECT at all (ext4 and, since Linux 6.6, tmpfs do). */
-async function takesODirect (dir: string): Promise<boolean> {
-  const probe = join(dir, 'probe')
-  try {
-    const handle = await fs.open(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_DIRECT)
-    await handle.close()
-    return true
-  } catch {
-    return false
-  } finally {
-    await fs.rm(probe, { force: true })
-  }
+async function expectFile (path: string, bytes: Uint8Array): Promise<void> {
+  expect((await fs.readFile(path)).equals(bytes), path).toBe(true)
 }
 
 async function block (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
@@ -34,7 +25,7 @@ describe('direct block writes', () => {
   afterEach(async () => { await fs.rm(dir, { recursive: true, force: true }) })
 
   it('writes big blocks with O_DIRECT, padded and truncated to their size, and small ones through the page cache', async (ctx) => {
-    if (!await takesODirect(dir)) ctx.skip('this file system refuses O_DIRECT')
+    await requireODirect(dir, ctx)
     const store = createBlockstore({ path: join(dir, 'blocks') })
     await store.open()
     try {
@@ -70,7 +61,7 @@ describe('direct block writes', () => {
   })
 
   it('declines, leaving no file, when every slot is in use or the block does not fit one', async (ctx) => {
-    if (!await takesODirect(dir)) ctx.skip('this file system refuses O_DIRECT')
+    await requireODirect(dir, ctx)
     const writer = createDirectWriter({ slots: 1, slotBytes: 64 * 1024 })
     const bytes = randomBytes(64 * 1024)
     const [first, second] = await Promise.all([
@@ -80,31 +71,36 @@ describe('direct block writes', () => {
     expect([first, second]).toEqual([true, false])
     expect(await writer.write(join(dir, 'c'), [randomBytes(64 * 1024 + 1)], 64 * 1024 + 1)).toBe(false)
     expect((await fs.readdir(dir)).sort()).toEqual(['a'])
-    expect((await fs.readFile(join(dir, 'a'))).equals(bytes)).toBe(true)
+    await expectFile(join(dir, 'a'), bytes)
     expect(writer.written).toBe(1)
     writer.release()
   })
 
   it('lets its slots go when idle and maps new ones for the next write', async (ctx) => {
-    if (!await takesODirect(dir)) ctx.skip('this file system refuses O_DIRECT')
+    await requireODirect(dir, ctx)
     const writer = createDirectWriter({ idleMs: 10 })
+    expect(writer.mapped).toBe(false)
     const first = randomBytes(70_000)
     expect(await writer.write(join(dir, 'a'), [first], first.byteLength)).toBe(true)
-    await new Promise(resolve => setTimeout(resolve, 50))
+    expect(writer.mapped).toBe(true)
+    for (let i = 0; i < 100 && writer.mapped; i++) await new Promise(resolve => setTimeout(resolve, 10))
+    expect(writer.mapped).toBe(false)
     const second = randomBytes(70_000)
     expect(await writer.write(join(dir, 'b'), [second], second.byteLength)).toBe(true)
+    expect(writer.mapped).toBe(true)
     writer.release()
+    expect(writer.mapped).toBe(false)
     const third = randomBytes(5000)
     expect(await writer.write(join(dir, 'c'), [third], third.byteLength)).toBe(true)
-    expect((await fs.readFile(join(dir, 'a'))).equals(first)).toBe(true)
-    expect((await fs.readFile(join(dir, 'b'))).equals(second)).toBe(true)
-    expect((await fs.readFile(join(dir, 'c'))).equals(third)).toBe(true)
+    await expectFile(join(dir, 'a'), first)
+    await expectFile(join(dir, 'b'), second)
+    await expectFile(join(dir, 'c'), third)
     expect(writer.written).toBe(3)
     writer.release()
   })
 
   it('turns itself off, leaving no file, when the disk refuses the write (a length the device cannot take)', async (ctx) => {
-    if (!await takesODirect(dir)) ctx.skip('this file system refuses O_DIRECT')
+    await requireODirect(dir, ctx)
     // alignment 1: a 1000-byte O_DIRECT write, which no block device accepts
     const writer = createDirectWriter({ align: 1 })
     expect(await writer.write(join(dir, 'a'), [randomBytes(1000)], 1000)).toBe(false)

@@ -1,4 +1,3 @@
-import { basename } from 'node:path'
 import * as raw from 'multiformats/codecs/raw'
 import { fileSystemCandidates, importContent } from '../../content/import.ts'
 import { parseChunker } from '../../content/profiles.ts'
@@ -51,7 +50,7 @@ const addQuery = query({
   silent: q.bool,
   hash: q.str,
   trickle: q.bool,
-  // pinbox's own: the file a local client holds open, read by the daemon (src/api/local-file.ts)
+  // pinbox's own: the file or folder a local client holds open, read by the daemon (src/api/local-file.ts)
   'local-fd': q.str,
   'local-name': q.str,
   // Kubo's: dot-files of a folder walked here (a local folder hand-over); uploads are filtered by the client
@@ -239,9 +238,8 @@ async function * localEntries (handle: FileHandle, name: string, options: LocalE
     return
   }
   // the trailing slash makes lstat follow the descriptor's magic link to the folder itself
-  const root = `/proc/self/fd/${handle.fd}/`
-  const rootName = basename(root)
-  for await (const candidate of fileSystemCandidates(root, { recursive: true, hidden: options.hidden })) {
+  const rootName = String(handle.fd)
+  for await (const candidate of fileSystemCandidates(`/proc/self/fd/${rootName}/`, { recursive: true, hidden: options.hidden })) {
     // the walk names entries after the descriptor's number; the client's name replaces it
     const relative = candidate.path ?? rootName
     const path = top + relative.slice(rootName.length)
