@@ -83,7 +83,8 @@ describe('add: local file hand-over', () => {
     const link = await d.json<any>(['ls', '--json', `${listed.root}/sub`])
     expect(JSON.stringify(link)).toMatch(/"(?:type|Type)":\s*(?:"symlink"|4)/)
 
-    // a folder holding a file 48x over the upload limit goes only the local way
+    // a folder holding a file 48x over the upload limit goes only the local way; the upload is
+    // refused with the daemon's answer, not a cut connection (the daemon drains the rest first)
     await writeFile(join(tree, 'big.bin'), bytes)
     const big = await d.json<{ root: string }>(['add', '-r', tree])
     expect(big.root).toMatch(/^bafy/)
