@@ -58,13 +58,17 @@ function asBlockMissing (err: any, cid: CID): unknown {
 
 /** `parts` joined into one new array; `length` is their total, when the caller already counted it. */
 export function concatBytes (parts: Uint8Array[], length = parts.reduce((n, p) => n + p.byteLength, 0)): Uint8Array {
-  const out = new Uint8Array(length)
+  return copyInto(new Uint8Array(length), parts)
+}
+
+/** `parts` copied one after another into the start of `target`, which must be long enough; returns `target`. */
+export function copyInto (target: Uint8Array, parts: Uint8Array[]): Uint8Array {
   let offset = 0
   for (const part of parts) {
-    out.set(part, offset)
+    target.set(part, offset)
     offset += part.byteLength
   }
-  return out
+  return target
 }
 
 /**

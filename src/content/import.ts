@@ -11,7 +11,7 @@ import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createBufferPool } from '../store/buffer-pool.ts'
-import { concatBytes } from './blocks.ts'
+import { concatBytes, copyInto } from './blocks.ts'
 import { IsDirectoryError, NotFoundError } from './errors.ts'
 import type { ImportCandidate, ImportedEntry, ImportOptions } from './types.ts'
 import type { Hash } from 'node:crypto'
@@ -177,15 +177,6 @@ const EMPTY = new Uint8Array(0)
  * ~0.1 s per GiB. Small leaves are hashed as they arrive: a thread-pool round trip would cost more.
  */
 const THREAD_HASH_MIN_BYTES = 64 * 1024
-
-function copyInto (target: Uint8Array, parts: Uint8Array[]): Uint8Array {
-  let offset = 0
-  for (const part of parts) {
-    target.set(part, offset)
-    offset += part.byteLength
-  }
-  return target
-}
 
 function noop (): void {}
 
