@@ -36,6 +36,8 @@ export interface NodeInit {
   repoPath: string
   /** Create the repo with default settings when the folder holds none (what `npm start` wants). */
   initIfMissing?: boolean
+  /** Told the bytes of every large encrypted frame the node sends or receives (the daemon's GC pacer). */
+  onTraffic?(bytes: number): void
 }
 
 export interface NodeInfo {
@@ -172,7 +174,7 @@ export function createNode (init: NodeInit): PinboxNode {
         const net = networkConfig(cfg)
         // the pool's protocols (and its relay limits) are loaded only on a box with pool members
         const poolModule = cfg.pool.members.length > 0 ? await import('./pinning/pool/index.ts') : undefined
-        const options = await libp2pOptions({ privateKey: repo.privateKey, datastore: repo.datastore }, net, AGENT_VERSION)
+        const options = await libp2pOptions({ privateKey: repo.privateKey, datastore: repo.datastore, ...(init.onTraffic == null ? {} : { onTraffic: init.onTraffic }) }, net, AGENT_VERSION)
         const libp2p = p.libp2p = await createLibp2p(poolModule?.withPoolRelay(options, cfg.pool.members) ?? options) as Libp2p<PinboxServices>
         const exchange = p.exchange = createBlockExchange({ libp2p, blockstore: repo.blockstore }, {
           maxInboundStreams: cfg.swarm.inboundStreams.bitswap

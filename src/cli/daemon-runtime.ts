@@ -17,13 +17,28 @@
 export const TUNED_ENV = 'PINBOX_DAEMON_TUNED'
 export const SEMI_SPACE_MB = 4
 /**
- * The old generation may grow to 1.5x what the last full GC kept (V8 picks 1.1x to 4x by
+ * The old generation may grow to 1.25x what the last full GC kept (V8 picks 1.1x to 4x by
  * itself): a daemon keeping ~50 MB alive let its heap reach 210 MB between collections while
  * replicating 10,000 pins, and the freed pages stay resident in V8's page pool, so its RSS
- * climbed run after run (271, then 386 MiB); with 1.5x it peaked at 228 and 244 MiB.
+ * climbed run after run (271, then 386 MiB); with 1.5x it peaked at 228 and 244 MiB. 1.25x since
+ * the marking triggers below let the heap actually reach its limit: with 1.5x and them the
+ * 10,000-pin run peaked at 272 MiB, with 1.25x at 229 MiB.
  */
-export const HEAP_GROWING_PERCENT = 50
+export const HEAP_GROWING_PERCENT = 25
 export const MALLOC_ARENAS = '2'
+/**
+ * When V8 starts marking the old generation, in percent of the way from the size the last full GC
+ * left to the heap limit (soft: a marking task is scheduled; hard: marking starts at once). V8's
+ * own rule starts marking once the room left is below the young generation's target capacity,
+ * which with the limit this close (above) holds right after every collection: a daemon
+ * streaming a transfer marked its whole heap again every ~15 MB moved, 15-24 full collections per
+ * 256 MiB replicated on each side, ~45 % of both processes' CPU (bench/results.md). With these the
+ * same transfer ran 0-6 of them and went from ~130 to 205-265 MB/s (two members, three runs);
+ * the raw libp2p stream it is measured against went from ~320 to ~420 MB/s. The dead buffers a
+ * transfer leaves are then freed by scavenges instead (src/net/gc-pacer.ts).
+ */
+export const MARKING_SOFT_TRIGGER = 80
+export const MARKING_HARD_TRIGGER = 95
 
 /** Global options that take a value, so `--repo daemon` is not mistaken for the command. */
 const VALUE_OPTIONS = new Set(['--repo', '--api', '--timeout'])
@@ -82,7 +97,9 @@ export function tunedRuntime (execArgv: readonly string[], baseEnv: Readonly<Rec
   env.MALLOC_ARENA_MAX ??= MALLOC_ARENAS
   const flags = [
     ...(chosen('semi-space-size') ? [] : [`--max-semi-space-size=${SEMI_SPACE_MB}`]),
-    ...(chosen('heap-growing-percent') ? [] : [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`])
+    ...(chosen('heap-growing-percent') ? [] : [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]),
+    ...(chosen('incremental-marking-soft-trigger') ? [] : [`--incremental-marking-soft-trigger=${MARKING_SOFT_TRIGGER}`]),
+    ...(chosen('incremental-marking-hard-trigger') ? [] : [`--incremental-marking-hard-trigger=${MARKING_HARD_TRIGGER}`])
   ]
   return { flags, env }
 }

@@ -20,11 +20,17 @@ const SMALL = 1200
  * Noise's transport cipher with less work per 64 KiB frame than the library's Node path,
  * byte-for-byte the same ciphertext. The library builds a KeyObject from the session key for
  * every frame (sealing and opening) and joins ciphertext and tag into a new buffer; here the
- * KeyObject is built once per session key, and the frame goes out as [ciphertext, tag]. Every
- * buffer allocated outside V8's heap counts towards the ~64 MB after which V8 runs a full
- * collection, which is most of what a replication costs (bench/results.md).
+ * KeyObject is built once per session key, and the frame goes out as [ciphertext, tag]: every
+ * buffer allocated outside V8's heap is garbage some collection has to find (src/net/gc-pacer.ts,
+ * which the daemon feeds from `onBytes`).
  */
-export function noiseCrypto (): ICryptoInterface {
+export interface NoiseCryptoInit {
+  /** Told the size of every large frame sealed or opened (the traffic a GC pacer counts, src/net/gc-pacer.ts). */
+  onBytes?(bytes: number): void
+}
+
+export function noiseCrypto (init: NoiseCryptoInit = {}): ICryptoInterface {
+  const onBytes = init.onBytes
   const keys = new WeakMap<Uint8Array, { bytes: Buffer, key: KeyObject }>()
   const keyFor = (k: Uint8Array): KeyObject => {
     const cached = keys.get(k)
@@ -38,6 +44,7 @@ export function noiseCrypto (): ICryptoInterface {
     ...defaultCrypto,
     chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
       if (plaintext.byteLength < SMALL) return defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
+      onBytes?.(plaintext.byteLength)
       const cipher = createCipheriv(ALGORITHM, keyFor(k), nonce, { authTagLength: TAG_BYTES })
       cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
       const out = new Uint8ArrayList()
@@ -54,6 +61,7 @@ export function noiseCrypto (): ICryptoInterface {
     chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
       if (ciphertext.byteLength < SMALL) return defaultCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
       const length = ciphertext.byteLength - TAG_BYTES
+      onBytes?.(length)
       const decipher = createDecipheriv(ALGORITHM, keyFor(k), nonce, { authTagLength: TAG_BYTES })
       decipher.setAAD(ad, { plaintextLength: length })
       decipher.setAuthTag(ciphertext.subarray(length))

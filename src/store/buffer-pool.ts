@@ -25,6 +25,11 @@ export interface BufferPoolInit {
   bufferBytes?: number
   /** Buffers kept for reuse at most. Default 16. */
   maxFree?: number
+  /**
+   * The free buffers are let go once none has been taken or released for this long, so a burst of
+   * work leaves no memory behind on an idle box. Default: kept for good.
+   */
+  idleMs?: number
 }
 
 export function createBufferPool (init: BufferPoolInit = {}): BufferPool {
@@ -34,10 +39,24 @@ export function createBufferPool (init: BufferPoolInit = {}): BufferPool {
   const free: ArrayBuffer[] = []
   // a buffer released twice must not be handed out twice
   const isFree = new WeakSet<ArrayBufferLike>()
+  let idleTimer: ReturnType<typeof setTimeout> | undefined
+  const busy = (): void => {
+    if (init.idleMs == null) return
+    if (idleTimer == null) {
+      idleTimer = setTimeout(() => {
+        idleTimer = undefined
+        free.length = 0
+      }, init.idleMs)
+      idleTimer.unref()
+    } else {
+      idleTimer.refresh()
+    }
+  }
 
   return {
     take (size) {
       if (size > bufferBytes) return new Uint8Array(size)
+      busy()
       let buffer = free.pop()
       if (buffer == null) {
         buffer = new ArrayBuffer(bufferBytes)
@@ -50,6 +69,7 @@ export function createBufferPool (init: BufferPoolInit = {}): BufferPool {
     release (view) {
       const buffer = view.buffer
       if (!ours.has(buffer) || isFree.has(buffer) || free.length >= maxFree) return
+      busy()
       isFree.add(buffer)
       free.push(buffer as ArrayBuffer)
     },

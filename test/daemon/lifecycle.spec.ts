@@ -2,7 +2,7 @@ import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openRepo } from '../../src/store/repo.ts'
-import { SEMI_SPACE_MB } from '../../src/cli/daemon-runtime.ts'
+import { HEAP_GROWING_PERCENT, MARKING_SOFT_TRIGGER, SEMI_SPACE_MB } from '../../src/cli/daemon-runtime.ts'
 import { configureRepo, hasStackTrace, initTestRepo, runPinbox, startDaemon, stopAll, tempDir } from '../helpers/daemon.ts'
 
 async function exists (path: string): Promise<boolean> {
@@ -51,7 +51,8 @@ describe('daemon lifecycle', { timeout: 60_000 }, () => {
     const cmdline = (await readFile(`/proc/${d.pid}/cmdline`, 'utf8')).split('\0')
     const environ = (await readFile(`/proc/${d.pid}/environ`, 'utf8')).split('\0')
     expect(cmdline).toContain(`--max-semi-space-size=${SEMI_SPACE_MB}`)
-    expect(cmdline).toContain('--heap-growing-percent=50')
+    expect(cmdline).toContain(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
+    expect(cmdline).toContain(`--incremental-marking-soft-trigger=${MARKING_SOFT_TRIGGER}`)
     expect(environ).toContain('MALLOC_ARENA_MAX=2')
     // the pid the test spawned is the daemon itself: signals and exit codes need no forwarding
     expect(await d.json(['id'])).toMatchObject({ ID: expect.any(String) })

@@ -38,4 +38,23 @@ describe('buffer pool', () => {
     for (const t of taken) pool.release(t)
     expect(pool.free).toBe(2)
   })
+
+  it('lets its free buffers go once idle for idleMs, not while they are in use', async () => {
+    const pool = createBufferPool({ bufferBytes: 64, idleMs: 40 })
+    const a = pool.take(64)
+    pool.release(a)
+    expect(pool.free).toBe(1)
+    // each take or release restarts the wait
+    for (let i = 0; i < 4; i++) {
+      await new Promise(resolve => setTimeout(resolve, 20))
+      pool.release(pool.take(64))
+    }
+    expect(pool.free).toBe(1)
+    await new Promise(resolve => setTimeout(resolve, 80))
+    expect(pool.free).toBe(0)
+    // and it works on afterwards
+    const b = pool.take(64)
+    pool.release(b)
+    expect(pool.free).toBe(1)
+  })
 })

@@ -6,6 +6,7 @@ import type { Command } from 'commander'
 import { action } from '../command.ts'
 import { loadMallocTrim } from '../malloc-trim.ts'
 import { createMemoryReducer } from '../memory-reducer.ts'
+import { createGcPacer } from '../../net/gc-pacer.ts'
 import type { Runtime } from '../command.ts'
 import { example } from '../help.ts'
 import { output, printOutput } from '../printer.ts'
@@ -23,40 +24,51 @@ export const STOP_GRACE_MS = 5000
 /** When the one full GC after start-up runs: after the start-up bursts (DHT, identify) have settled. */
 export const SETTLE_GC_MS = 3000
 
+/** V8's gc() of the kinds the daemon runs itself. */
+type ExposedGc = (options: { type: 'major' | 'minor', execution?: 'sync' | 'async', flavor?: 'regular' | 'last-resort' }) => void
+
+/**
+ * V8's gc(), or undefined on a Node without it. Node offers no gc() without --expose-gc, so the
+ * flag is set at run time and the function taken from a fresh context.
+ */
+function exposeGc (): ExposedGc | undefined {
+  try {
+    setFlagsFromString('--expose-gc')
+    const exposed = runInNewContext('gc') as unknown
+    return typeof exposed === 'function' ? exposed as ExposedGc : undefined
+  } catch {
+    // a Node without the flag: the daemon only keeps more memory
+    return undefined
+  }
+}
+
 /**
  * Runs one full garbage collection a few seconds after start-up. Loading ~1300 modules and
  * starting the services grows V8's heap, and an idle daemon allocates too little for V8 to
  * shrink it again: measured (with Node's default young generation), the idle daemon kept
  * ~170 MiB resident, ~120 MiB after this one collection. It is V8's "last resort" kind, which
  * also compacts the heap and hands its free pages back: ~2 MiB less at 60 s than a plain one.
- * Node offers no gc() without --expose-gc, so the flag is set at run time and the function
- * taken from a fresh context. From then on the memory reducer does the same after bursts of work.
+ * From then on the memory reducer does the same after bursts of work.
  */
-function settleAfterStartup (): { stop(): void } {
+function settleAfterStartup (exposed: ExposedGc | undefined): { stop(): void } {
   let timer: ReturnType<typeof setTimeout> | undefined
   let reducer: ReturnType<typeof createMemoryReducer> | undefined
-  try {
-    setFlagsFromString('--expose-gc')
-    const exposed = runInNewContext('gc') as unknown
-    if (typeof exposed === 'function') {
-      const gc = (): void => { exposed({ type: 'major', execution: 'sync', flavor: 'last-resort' }) }
-      timer = setTimeout(() => {
-        gc()
-        // loaded here, not at start-up: FFI costs ~1.4 MB and a few ms that `pinbox id` need not wait for
-        const trim = loadMallocTrim()
-        trim?.()
-        reducer = createMemoryReducer({
-          gc,
-          ...(trim == null ? {} : { trim }),
-          rss: () => process.memoryUsage.rss(),
-          utilization: performance.eventLoopUtilization.bind(performance)
-        })
-        reducer.start()
-      }, SETTLE_GC_MS)
-      timer.unref()
-    }
-  } catch {
-    // a Node without the flag: the daemon only keeps more memory
+  if (exposed != null) {
+    const gc = (): void => { exposed({ type: 'major', execution: 'sync', flavor: 'last-resort' }) }
+    timer = setTimeout(() => {
+      gc()
+      // loaded here, not at start-up: FFI costs ~1.4 MB and a few ms that `pinbox id` need not wait for
+      const trim = loadMallocTrim()
+      trim?.()
+      reducer = createMemoryReducer({
+        gc,
+        ...(trim == null ? {} : { trim }),
+        rss: () => process.memoryUsage.rss(),
+        utilization: performance.eventLoopUtilization.bind(performance)
+      })
+      reducer.start()
+    }, SETTLE_GC_MS)
+    timer.unref()
   }
   return {
     stop () {
@@ -74,12 +86,14 @@ export function registerDaemon (program: Command, rt: Runtime): void {
       const { initIfMissing } = c.opts<{ initIfMissing?: boolean }>()
       // Loaded on demand so that client commands start without loading helia and libp2p.
       const { createNode } = await import('../../node.ts')
-      const node = createNode({ repoPath: ctx.repoPath, initIfMissing: initIfMissing === true })
+      const exposedGc = exposeGc()
+      const pacer = exposedGc == null ? undefined : createGcPacer({ minorGc: () => { exposedGc({ type: 'minor' }) } })
+      const node = createNode({ repoPath: ctx.repoPath, initIfMissing: initIfMissing === true, ...(pacer == null ? {} : { onTraffic: pacer.note }) })
       await node.start()
       // the daemon's modules are now all loaded: write their compiled code to Node's compile cache
       // (when bin/pinbox.js enabled it) now, not at exit, so the next start finds it even after a kill
       flushCompileCache()
-      const settling = settleAfterStartup()
+      const settling = settleAfterStartup(exposedGc)
 
       const info: DaemonInfo = node.info()
       printOutput(rt.io, ctx.json, output(info, (d) => [
@@ -98,6 +112,7 @@ export function registerDaemon (program: Command, rt: Runtime): void {
       })
       rt.io.stderr.write(`received ${signal}, stopping\n`)
       settling.stop()
+      pacer?.stop()
       // A stuck service must not keep a box from shutting down or restarting.
       const force = setTimeout(() => {
         rt.io.stderr.write(`Error: the daemon did not stop within ${STOP_GRACE_MS / 1000} s; exiting anyway\n`)

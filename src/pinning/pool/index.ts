@@ -1,6 +1,8 @@
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { createDagServer } from './transfer.ts'
 import { createPinServer } from './pin-protocol.ts'
+import { createBufferPool } from '../../store/buffer-pool.ts'
+import type { BufferPool } from '../../store/buffer-pool.ts'
 import { createReplicationManager } from './replication.ts'
 import type { Placement } from './placement.ts'
 import type { PinDb } from '../pin-manager.ts'
@@ -21,13 +23,18 @@ export interface PoolComponents {
   db: PinDb
   privateKey: PrivateKey
   peerId: PeerId
+  /** Buffers for received replica blocks (src/pinning/pool/transfer.ts), shared by the pool's fetches. */
+  buffers: BufferPool
 }
 
 /** What a pool takes from the node's repo: its store, leases, metadata database and identity. */
 export type PoolRepo = Pick<PoolComponents, 'blockstore' | 'leases' | 'db' | 'privateKey' | 'peerId'>
 
+/** Blocks of up to 1 MiB (pinbox's chunk size) in flight at once per fetch, with room for a second fetch's; let go when idle. */
+const RECEIVE_BUFFERS = { bufferBytes: 1024 * 1024, maxFree: 12, idleMs: 10_000 }
+
 export function poolComponents (repo: PoolRepo, libp2p: PoolComponents['libp2p'], pins: PinManager): PoolComponents {
-  return { libp2p, pins, blockstore: repo.blockstore, leases: repo.leases, db: repo.db, privateKey: repo.privateKey, peerId: repo.peerId }
+  return { libp2p, pins, blockstore: repo.blockstore, leases: repo.leases, db: repo.db, privateKey: repo.privateKey, peerId: repo.peerId, buffers: createBufferPool(RECEIVE_BUFFERS) }
 }
 
 export interface PoolInit {

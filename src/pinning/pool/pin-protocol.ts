@@ -3,6 +3,7 @@ import { fetchDag } from './transfer.ts'
 import { abortStream, decodePinRequest, encodeMessage, encodeReceipt, exchange, messageStream, MESSAGE_VERSION, PIN_PROTOCOL, parseCids } from './messages.ts'
 import type { PinItemResult, PinProtocolRequest, PinProtocolResponse, Refusal } from './messages.ts'
 import type { FetchedDag } from './transfer.ts'
+import type { BufferPool } from '../../store/buffer-pool.ts'
 import type { PinDb } from '../pin-manager.ts'
 import type { PinManager } from '../types.ts'
 import type { BlockLeases, RepoBlockstore } from '../../store/types.ts'
@@ -22,6 +23,8 @@ export interface PinServerComponents {
   privateKey: PrivateKey
   peerId: PeerId
   isMember(peer: PeerId): boolean
+  /** Reusable buffers for the blocks a fetch receives (FetchDagComponents). */
+  buffers?: BufferPool
 }
 
 export interface PinServerInit {
@@ -193,7 +196,7 @@ export function createPinServer (components: PinServerComponents, init: PinServe
       const fetched = new Map<string, FetchedDag>()
       if (missing.length > 0) {
         try {
-          const result = await fetchDag({ libp2p, blockstore }, job.peer, { roots: missing, maxBytes: total, lease, signal })
+          const result = await fetchDag({ libp2p, blockstore, ...(components.buffers == null ? {} : { buffers: components.buffers }) }, job.peer, { roots: missing, maxBytes: total, lease, signal })
           for (const dag of result.dags) fetched.set(dag.root.toString(), dag)
         } catch (err) {
           const reason: Refusal = err instanceof TransferTooLargeError ? 'too-large' : 'fetch-failed'

@@ -5,6 +5,7 @@ import { MAX_CIDS_PER_REQUEST, verifyReceipt } from './messages.ts'
 import { requestPins, requestRelease, requestStatus } from './pin-protocol.ts'
 import { placementOrder } from './placement.ts'
 import type { Placement } from './placement.ts'
+import type { BufferPool } from '../../store/buffer-pool.ts'
 import { fetchDag } from './transfer.ts'
 import type { PinDb } from '../pin-manager.ts'
 import type { RepairResult, ReplicaState, ReplicatedPin, ReplicationManager } from '../replication-types.ts'
@@ -22,6 +23,8 @@ export interface ReplicationComponents {
   peerId: PeerId
   /** The pool's members (peer id strings), this node possibly among them. */
   members(): string[]
+  /** Reusable buffers for the blocks a repair fetch receives (FetchDagComponents). */
+  buffers?: BufferPool
 }
 
 export interface ReplicationInit {
@@ -554,7 +557,7 @@ export function createReplicationManager (components: ReplicationComponents, ini
         for (const holder of holders) {
           const lease = components.leases.open()
           try {
-            const fetched = await fetchDag({ libp2p, blockstore: components.blockstore }, peerIdFromString(holder), {
+            const fetched = await fetchDag({ libp2p, blockstore: components.blockstore, ...(components.buffers == null ? {} : { buffers: components.buffers }) }, peerIdFromString(holder), {
               blocks: broken,
               maxBytes: broken.length * 4 * 1024 * 1024,
               lease,

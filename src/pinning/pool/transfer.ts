@@ -4,10 +4,11 @@ import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { DEFAULT_MAX_BLOCK_BYTES, encodeCarHeader, exportCar } from '../../content/car.ts'
-import { blockLinks, concatBytes, IDENTITY_CODE, readBlock, verifyBlock } from '../../content/blocks.ts'
+import { blockLinks, copyInto, IDENTITY_CODE, readBlock, verifyBlock } from '../../content/blocks.ts'
 import { BlockHashMismatchError, BlockTooLargeError, CarInvalidError, CarTruncatedError } from '../../content/errors.ts'
 import { PoolProtocolError, TransferIncompleteError, TransferTooLargeError } from '../errors.ts'
 import { abortStream, DAG_PROTOCOL, decodeDagRequest, encodeMessage, messageStream, MESSAGE_VERSION, parseCids } from './messages.ts'
+import type { BufferPool } from '../../store/buffer-pool.ts'
 import type { Lease, RepoBlockstore } from '../../store/types.ts'
 import type { AbortOptions, Libp2p, PeerId, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 
@@ -166,6 +167,12 @@ const SHA2_256 = 0x12
 export interface FetchDagComponents {
   libp2p: Pick<Libp2p, 'dialProtocol'>
   blockstore: Pick<RepoBlockstore, 'put' | 'has' | 'delete'>
+  /**
+   * Reusable buffers for the received blocks, each given back once `put` has returned: only for
+   * a store that is done with a block's bytes by then (the repo's stores). Without it every block
+   * gets a buffer of its own.
+   */
+  buffers?: BufferPool
 }
 
 export interface FetchDagOptions extends AbortOptions {
@@ -244,17 +251,21 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
 
   const inFlight = new Set<Promise<void>>()
   let writeError: unknown
-  const store = async (cid: CID, block: Uint8Array[]): Promise<void> => {
-    lease.add(cid)
-    if (options.overwrite === true) {
-      await blockstore.delete(cid)
-    } else if (await blockstore.has(cid)) {
-      return
+  const store = async (cid: CID, block: Uint8Array): Promise<void> => {
+    try {
+      lease.add(cid)
+      if (options.overwrite === true) {
+        await blockstore.delete(cid)
+      } else if (await blockstore.has(cid)) {
+        return
+      }
+      await blockstore.put(cid, block)
+      written.push(cid)
+    } finally {
+      components.buffers?.release(block)
     }
-    await blockstore.put(cid, block)
-    written.push(cid)
   }
-  const schedule = async (cid: CID, block: Uint8Array[]): Promise<void> => {
+  const schedule = async (cid: CID, block: Uint8Array): Promise<void> => {
     while (inFlight.size >= WRITE_CONCURRENCY) await Promise.race(inFlight)
     if (writeError != null) throw writeError
     const p: Promise<void> = store(cid, block)
@@ -285,16 +296,15 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
         throw new BlockTooLargeError(cid, length - cid.bytes.length, maxBlockBytes)
       }
       if (!await car.fill(length)) throw new CarTruncatedError(blocks)
-      // the block as views of the received chunks: hashed piece by piece and written with one writev, never copied
       const section = car.takeParts(length)
       let cid: CID
-      let block: Uint8Array[]
+      let parts: Uint8Array[]
       try {
         const head = headOf(section, Math.min(length, MAX_CID_BYTES))
         const cidLength = head.byteLength - CID.decodeFirst(head)[1].byteLength
         // a copy: a decoded CID's multihash is a view that would keep its chunk alive for as long as the CID lives
         cid = CID.decode(new Uint8Array(head.subarray(0, cidLength)))
-        block = dropBytes(section, cidLength)
+        parts = dropBytes(section, cidLength)
       } catch (err) {
         throw new CarInvalidError(`a section does not start with a CID: ${(err as Error).message}`, { cause: err })
       }
@@ -304,18 +314,29 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
       if (!expected.has(key)) {
         throw new PoolProtocolError(`the holder sent ${key}, which no asked DAG links to (or sent it twice)`)
       }
-      if (!await blockMatches(cid, block)) throw new BlockHashMismatchError(cid, blocks)
+      // Copied out of the received frames at once, so they die young (a scavenge frees them) instead of
+      // living on as views until the block is written; the copy is then hashed in one piece.
+      const block = components.buffers?.take(blockLength) ?? new Uint8Array(blockLength)
+      copyInto(block, parts)
+      if (!await blockMatches(cid, block)) {
+        components.buffers?.release(block)
+        throw new BlockHashMismatchError(cid, blocks)
+      }
       bytes += blockLength
-      if (bytes > maxBytes) throw new TransferTooLargeError(maxBytes)
+      if (bytes > maxBytes) {
+        components.buffers?.release(block)
+        throw new TransferTooLargeError(maxBytes)
+      }
       expected.delete(key)
-      // link CIDs decoded from the block are views of it too; copies keep only the block's writer holding it
+      // link CIDs decoded from the block are views of it; copies, as the block's buffer is reused once written
       const links = followLinks && cid.code !== raw.code
-        ? blockLinks(cid, joined(block)).map(link => CID.decode(new Uint8Array(link.bytes)))
+        ? blockLinks(cid, block).map(link => CID.decode(new Uint8Array(link.bytes)))
         : []
       received.set(key, { cid, size: blockLength, links })
       for (const link of links) expect(link)
       blocks++
       if (cid.multihash.code !== IDENTITY_CODE) await schedule(cid, block)
+      else components.buffers?.release(block)
     }
     await Promise.all(inFlight)
     if (writeError != null) throw writeError
@@ -359,18 +380,12 @@ function walkOrder (received: ReadonlyMap<string, Received>, root: CID): Fetched
   return { root, blocks, bytes }
 }
 
-/** sha2-256 (nearly every block) natively over the pieces; other functions through the shared hasher table. */
-async function blockMatches (cid: CID, block: Uint8Array[]): Promise<boolean> {
-  if (cid.multihash.code !== SHA2_256) return await verifyBlock(cid, joined(block))
-  const hasher = createHash('sha256')
-  for (const part of block) hasher.update(part)
-  const digest = hasher.digest()
+/** sha2-256 (nearly every block) natively; other functions through the shared hasher table. */
+async function blockMatches (cid: CID, block: Uint8Array): Promise<boolean> {
+  if (cid.multihash.code !== SHA2_256) return await verifyBlock(cid, block)
+  const digest = createHash('sha256').update(block).digest()
   const expected = cid.multihash.digest
   return expected.byteLength <= digest.byteLength && digest.subarray(0, expected.byteLength).equals(expected)
-}
-
-function joined (parts: Uint8Array[]): Uint8Array {
-  return parts.length === 1 ? parts[0] as Uint8Array : concatBytes(parts)
 }
 
 /** The first `n` bytes of `parts` in one array (a view when the first part holds them). */
