@@ -63,6 +63,15 @@ const ADD_BATCH = 500
 const PIN_BATCH = 200
 const PIN_CONCURRENCY = 4
 const STATUS_CONCURRENCY = 8
+/**
+ * Wait after each round's cleanup (unpin + GC) before the next measured run. On an ext4 without a
+ * journal (this machine's root) the kernel will not reuse an inode within ~30 s of its deletion
+ * and checks every free inode it passes for that on each file creation: right after a cleanup,
+ * that scan was ~9 % of a 256 MiB replication's CPU samples (perf), a cost of the harness's own
+ * deletions, not of replicating. Measured with it: 266-301 against 186-253 MB/s and 5.96 against
+ * 8.34 CPU-s per GB; the raw stream creates no files and is unaffected.
+ */
+const SETTLE_MS = quick ? 0 : 40_000
 const PARTS = ['big', 'many'] as const
 const only = new Set((flags.only ?? PARTS.join(',')).split(',').map(s => s.trim()).filter(Boolean))
 const TMP = join(ROOT, 'bench', 'tmp', quick ? 'replication-quick' : 'replication')
@@ -314,6 +323,11 @@ async function benchBig (procs: Procs, members: [Member, Member, ...Member[]], s
   await call(A, 'pin/rm', [['arg', cid]])
   await Promise.all([A, R].map(async m => { await call(m, 'repo/gc') }))
   await call(R, 'pin/ls', [['arg', cid]]).then(() => { throw new Error(`${R.name} still pins the released replica`) }, () => {})
+  await settle()
+}
+
+async function settle (): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
 }
 
 // ---------------------------------------------------------------- 10,000 small files, replicas 3
@@ -389,6 +403,7 @@ async function benchMany (members: Member[], sampler: ReturnType<typeof rssSampl
   await Promise.all(members.map(async m => { await call(m, 'repo/gc') }))
   result.rmMs.push(performance.now() - rmStarted)
   log(`many run ${run + 1}: pin rm of all (releasing the replicas) + GC on each ${f1((performance.now() - rmStarted) / 1000)} s`)
+  await settle()
 }
 
 // ---------------------------------------------------------------- report
@@ -435,7 +450,7 @@ async function main (): Promise<void> {
       const peakBig = members.map((_, i) => Math.max(...big.peaks.map(p => p[i] as number)))
       rows.push(`| peak VmRSS per daemon during the ${SIZE.bigMiB} MiB replication (A/B/C/D, max of runs) | ${peakBig.map(mib).join(' / ')} MiB | – | – | <= 256 MB | ${passFail(Math.max(...peakBig) <= 256e6 / 1024)} |`)
       notes.push(`${SIZE.bigMiB} MiB runs: receivers ${big.receivers.join(', ')}; raw ${big.rawMs.map(ms => f0(mbps(big.bytes, ms))).join(', ')} MB/s; replication ${big.replMs.map(ms => f0(mbps(big.bytes, ms))).join(', ')} MB/s. ` +
-        'The file is added to A (untimed) before each run and unpinned on both and GC\'d after it; the raw stream sends the same byte count in 256 KiB writes and stops its clock on the sink\'s 1-byte acknowledgement. ' +
+        `The file is added to A (untimed) before each run and unpinned on both and GC'd after it, then the bench waits ${f0(SETTLE_MS / 1000)} s (as after each 10000-file round) so the next run's file creations do not pay ext4's scan past recently deleted inodes; the raw` + ' stream sends the same byte count in 256 KiB writes and stops its clock on the sink\'s 1-byte acknowledgement. ' +
         `The bare libp2p processes peaked at VmHWM ${mib(big.rawHwm.sender)} MiB (sender) and ${mib(big.rawHwm.sink)} MiB (sink).`)
       // what each way costs the two shared cores: the ceiling a transfer has here is cores / (CPU-s per GB)
       const rawCpu = cpuPerGB(median(big.rawCpuMs), big.bytes)
