@@ -6,7 +6,8 @@ import * as json from 'multiformats/codecs/json'
 import * as dagPb from '@ipld/dag-pb'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
-import { blockLinks, concatBytes, hasherTable, readBlock, verifyBlock } from '../content/blocks.ts'
+import { blockLinks, concatBytes, hasherTable, readBlock, readBlockPooled, verifyBlock } from '../content/blocks.ts'
+import { createBufferPool } from '../store/buffer-pool.ts'
 import { walkDag } from '../content/dag-walk.ts'
 import { BlockMissingError } from '../content/errors.ts'
 import { NotPinnedError, PinManagerStoppedError, PinnedRecursivelyError } from './errors.ts'
@@ -21,7 +22,7 @@ export type PinDb = AbstractLevel<any, string, any>
 
 export interface PinManagerComponents {
   db: PinDb
-  blockstore: Pick<RepoBlockstore, 'get' | 'has' | 'sync'>
+  blockstore: Pick<RepoBlockstore, 'get' | 'has' | 'sync' | 'getPooled'>
   leases: BlockLeases
 }
 
@@ -174,6 +175,9 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
   const walk = init.walk ?? walkDag
   const source = init.fetch ?? blockstore
   const hashers = hasherTable([sha1, ...(init.hashers ?? [])])
+  // verify reads a block, checks it and drops it: reused buffers, so verifying a 256 MiB pin does
+  // not leave up to 64 MB of dead blocks for V8 to find (it took a daemon from 183 to 244 MiB)
+  const verifyBuffers = createBufferPool({ maxFree: 2, idleMs: 10_000 })
 
   const pins: AbstractSublevel<PinDb, any, string, PinRecord> = db.sublevel<string, PinRecord>('pins', { valueEncoding: 'json' })
   const pinBlocks: AbstractSublevel<PinDb, any, string, Uint8Array> = db.sublevel<string, Uint8Array>('pinblocks', { valueEncoding: 'view' })
@@ -323,11 +327,20 @@ export function createPinManager (components: PinManagerComponents, init: PinMan
   async function checkBlock (cid: CID, options: AbortOptions): Promise<BlockError | undefined> {
     let bytes: Uint8Array
     try {
-      bytes = await readBlock(blockstore, cid, options)
+      bytes = await readBlockPooled(blockstore, cid, verifyBuffers, options)
     } catch (err) {
       if (isMissing(err)) return 'missing'
       throw err
     }
+    try {
+      return await checkBytes(cid, bytes)
+    } finally {
+      verifyBuffers.release(bytes)
+    }
+  }
+
+  /** The bytes are only hashed and test-decoded, nothing decoded from them outlives the call. */
+  async function checkBytes (cid: CID, bytes: Uint8Array): Promise<BlockError | undefined> {
     if (!hashers.has(cid.multihash.code)) return 'undecodable'
     if (!await verifyBlock(cid, bytes, hashers)) return 'hash-mismatch'
     const decode = DECODERS.get(cid.code)
