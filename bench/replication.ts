@@ -479,7 +479,7 @@ async function main (): Promise<void> {
       '',
       `Four daemons (A, B, C, D), each its own process with its own repo, one pool (\`pool.members\` = all four, bootstrap = the others), 127.0.0.1 only, mDNS/DHTs/provide off. ` +
         `Each figure is the median of ${RUNS} interleaved rounds (raw stream, ${SIZE.bigMiB} MiB replication, ${SIZE.files} files), all in the same run with the four daemons up. MB = 10^6 bytes. ` +
-        'Caches warm: nothing is dropped; the source file was just written and A reads its blocks from the page cache; the receiver pays the fsync of its blocks and pin record before it answers. ' +
+        'Nothing is dropped from the caches, but A reads its blocks from the disk: the add wrote them with O_DIRECT, which leaves the page cache out (checked with fincore); the receiver pays the fsync of its blocks and pin record before it answers. ' +
         'Times are taken by the client around the HTTP requests to A\'s RPC API.',
       '',
       '| what | value | baseline (same run) | ratio | goal | result |',
