@@ -49,6 +49,7 @@ export interface FlatBlockstore extends RepoBlockstore {
   /** Same as delete(), registered synchronously the same way; resolves to the bytes freed (0 when absent). */
   remove(cid: CID, options?: AbortOptions): Promise<number>
   getPooled(cid: CID, pool: BufferPool, options?: AbortOptions): Promise<Uint8Array>
+  putNew(cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<boolean>
   /** Blocks written with O_DIRECT since open (0 where the file system refuses it). */
   readonly directWrites: number
 }
@@ -336,11 +337,20 @@ class FlatfsBlockstore implements FlatBlockstore {
     return cid
   }
 
-  private async write (key: string, data: Uint8Array[]): Promise<void> {
+  async putNew (cid: CID, bytes: Uint8Array, _options?: AbortOptions): Promise<boolean> {
+    this.assertOpen()
+    const key = multihashKey(cid)
+    let wrote = false
+    await this.enqueue(key, async () => { wrote = await this.write(key, [bytes]) })
+    return wrote
+  }
+
+  /** Writes the block unless its file exists; true when it wrote. */
+  private async write (key: string, data: Uint8Array[]): Promise<boolean> {
     const file = this.fileOf(key)
     try {
       await fs.access(file)
-      return
+      return false
     } catch {
       // absent: write it
     }
@@ -374,6 +384,7 @@ class FlatfsBlockstore implements FlatBlockstore {
       this.bytes += size
       this.dirtyFiles.add(file)
       this.dirtyDirs.add(dir)
+      return true
     } finally {
       this.reserved -= size
       this.inflight.delete(op)

@@ -13,6 +13,11 @@ export interface RepoBlockstore extends Blockstore {
   sync(options?: AbortOptions): Promise<void>
   /** Every CID in the store, without reading block bytes. */
   cids(options?: AbortOptions): AsyncGenerator<CID>
+  /**
+   * `put` of a block only if it is absent, in one step: true when this call wrote it. Stores
+   * without it are asked `has` first (one more look at the disk per block).
+   */
+  putNew?(cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<boolean>
   /** Byte size of one block, or undefined when absent. */
   size(cid: CID, options?: AbortOptions): Promise<number | undefined>
   /** Totals, kept up to date without walking the disk. */

@@ -76,6 +76,22 @@ describe('flat-file blockstore', () => {
     expect(store.stat()).toEqual({ blocks: 1, bytes: 6 })
   })
 
+  it('putNew writes an absent block and says so; a present one (also as its CIDv0, or after a put) is left alone', async () => {
+    const a = await block('first')
+    expect(await store.putNew(a.cid, a.bytes)).toBe(true)
+    expect(await bytesOf(store, a.cid)).toEqual(Buffer.from(a.bytes))
+    expect(await store.putNew(a.cid, a.bytes)).toBe(false)
+    expect(await store.putNew(CID.createV0(a.cid.multihash as Parameters<typeof CID.createV0>[0]), a.bytes)).toBe(false)
+    const b = await block('second')
+    await store.put(b.cid, b.bytes)
+    expect(await store.putNew(b.cid, b.bytes)).toBe(false)
+    expect(store.stat()).toEqual({ blocks: 2, bytes: 11 })
+    // two at once for one block: the store's per-key queue lets exactly one of them write it
+    const c = await block('raced')
+    expect((await Promise.all([store.putNew(c.cid, c.bytes), store.putNew(c.cid, c.bytes)])).sort()).toEqual([false, true])
+    expect(store.stat()).toEqual({ blocks: 3, bytes: 16 })
+  })
+
   it('reads a block into a pooled buffer; a larger block gets its own; an absent one is NotFoundError', async () => {
     const pool = createBufferPool({ bufferBytes: 64 })
     const small = await block('pooled bytes')

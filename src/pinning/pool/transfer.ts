@@ -166,7 +166,7 @@ const SHA2_256 = 0x12
 
 export interface FetchDagComponents {
   libp2p: Pick<Libp2p, 'dialProtocol'>
-  blockstore: Pick<RepoBlockstore, 'put' | 'has' | 'delete'>
+  blockstore: Pick<RepoBlockstore, 'put' | 'has' | 'delete' | 'putNew'>
   /**
    * Reusable buffers for the received blocks, each given back once `put` has returned: only for
    * a store that is done with a block's bytes by then (the repo's stores). Without it every block
@@ -256,11 +256,14 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
       lease.add(cid)
       if (options.overwrite === true) {
         await blockstore.delete(cid)
-      } else if (await blockstore.has(cid)) {
-        return
+        await blockstore.put(cid, block)
+        written.push(cid)
+      } else if (blockstore.putNew != null) {
+        if (await blockstore.putNew(cid, block)) written.push(cid)
+      } else if (!await blockstore.has(cid)) {
+        await blockstore.put(cid, block)
+        written.push(cid)
       }
-      await blockstore.put(cid, block)
-      written.push(cid)
     } finally {
       components.buffers?.release(block)
     }
