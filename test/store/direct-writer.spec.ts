@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import all from 'it-all'
@@ -9,10 +8,19 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createBlockstore } from '../../src/store/blockstore.ts'
 import { createDirectWriter } from '../../src/store/direct-writer.ts'
-import { requireODirect } from '../helpers/o-direct.ts'
+import { oDirectDir } from '../helpers/o-direct.ts'
+import type { DirectWriter } from '../../src/store/direct-writer.ts'
 
 async function expectFile (path: string, bytes: Uint8Array): Promise<void> {
   expect((await fs.readFile(path)).equals(bytes), path).toBe(true)
+}
+
+/** The files `writer` wrote in `dir` hold these bytes and nothing else is there; then its slots go. */
+async function expectWritten (writer: DirectWriter, dir: string, files: Record<string, Uint8Array>): Promise<void> {
+  expect((await fs.readdir(dir)).sort()).toEqual(Object.keys(files).sort())
+  for (const [name, bytes] of Object.entries(files)) await expectFile(join(dir, name), bytes)
+  expect(writer.written).toBe(Object.keys(files).length)
+  writer.release()
 }
 
 async function block (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
@@ -21,11 +29,10 @@ async function block (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array 
 
 describe('direct block writes', () => {
   let dir: string
-  beforeEach(async () => { dir = await fs.mkdtemp(join(tmpdir(), 'pinbox-direct-')) })
+  beforeEach(async () => { dir = await oDirectDir() })
   afterEach(async () => { await fs.rm(dir, { recursive: true, force: true }) })
 
-  it('writes big blocks with O_DIRECT, padded and truncated to their size, and small ones through the page cache', async (ctx) => {
-    await requireODirect(dir, ctx)
+  it('writes big blocks with O_DIRECT, padded and truncated to their size, and small ones through the page cache', async () => {
     const store = createBlockstore({ path: join(dir, 'blocks') })
     await store.open()
     try {
@@ -60,8 +67,7 @@ describe('direct block writes', () => {
     }
   })
 
-  it('declines, leaving no file, when every slot is in use or the block does not fit one', async (ctx) => {
-    await requireODirect(dir, ctx)
+  it('declines, leaving no file, when every slot is in use or the block does not fit one', async () => {
     const writer = createDirectWriter({ slots: 1, slotBytes: 64 * 1024 })
     const bytes = randomBytes(64 * 1024)
     const [first, second] = await Promise.all([
@@ -70,14 +76,10 @@ describe('direct block writes', () => {
     ])
     expect([first, second]).toEqual([true, false])
     expect(await writer.write(join(dir, 'c'), [randomBytes(64 * 1024 + 1)], 64 * 1024 + 1)).toBe(false)
-    expect((await fs.readdir(dir)).sort()).toEqual(['a'])
-    await expectFile(join(dir, 'a'), bytes)
-    expect(writer.written).toBe(1)
-    writer.release()
+    await expectWritten(writer, dir, { a: bytes })
   })
 
-  it('lets its slots go when idle and maps new ones for the next write', async (ctx) => {
-    await requireODirect(dir, ctx)
+  it('lets its slots go when idle and maps new ones for the next write', async () => {
     const writer = createDirectWriter({ idleMs: 10 })
     expect(writer.mapped).toBe(false)
     const first = randomBytes(70_000)
@@ -92,20 +94,14 @@ describe('direct block writes', () => {
     expect(writer.mapped).toBe(false)
     const third = randomBytes(5000)
     expect(await writer.write(join(dir, 'c'), [third], third.byteLength)).toBe(true)
-    await expectFile(join(dir, 'a'), first)
-    await expectFile(join(dir, 'b'), second)
-    await expectFile(join(dir, 'c'), third)
-    expect(writer.written).toBe(3)
-    writer.release()
+    await expectWritten(writer, dir, { a: first, b: second, c: third })
   })
 
-  it('turns itself off, leaving no file, when the disk refuses the write (a length the device cannot take)', async (ctx) => {
-    await requireODirect(dir, ctx)
+  it('turns itself off, leaving no file, when the disk refuses the write (a length the device cannot take)', async () => {
     // alignment 1: a 1000-byte O_DIRECT write, which no block device accepts
     const writer = createDirectWriter({ align: 1 })
     expect(await writer.write(join(dir, 'a'), [randomBytes(1000)], 1000)).toBe(false)
     expect(writer.enabled).toBe(false)
-    expect(await fs.readdir(dir)).toEqual([])
-    writer.release()
+    await expectWritten(writer, dir, {})
   })
 })
