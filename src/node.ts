@@ -7,6 +7,7 @@ import { resolveImportOptions } from './content/profiles.ts'
 import { libp2pOptions, networkConfig } from './net/libp2p.ts'
 import { createProvider, dhtRouter } from './net/provider.ts'
 import { createSwarm } from './net/swarm.ts'
+import { createSealWatch } from './net/seal-watch.ts'
 import { createBlockExchange } from './net/fetch.ts'
 import { NetworkNotStartedError } from './net/errors.ts'
 import { createPinManager } from './pinning/pin-manager.ts'
@@ -174,7 +175,14 @@ export function createNode (init: NodeInit): PinboxNode {
         const net = networkConfig(cfg)
         // the pool's protocols (and its relay limits) are loaded only on a box with pool members
         const poolModule = cfg.pool.members.length > 0 ? await import('./pinning/pool/index.ts') : undefined
-        const options = await libp2pOptions({ privateKey: repo.privateKey, datastore: repo.datastore, ...(init.onTraffic == null ? {} : { onTraffic: init.onTraffic }) }, net, AGENT_VERSION)
+        // a pool member sends replicas from reused buffers, each taken back once noise has sealed it
+        const sealWatch = poolModule == null ? undefined : createSealWatch()
+        const options = await libp2pOptions({
+          privateKey: repo.privateKey,
+          datastore: repo.datastore,
+          ...(init.onTraffic == null ? {} : { onTraffic: init.onTraffic }),
+          ...(sealWatch == null ? {} : { onSeal: sealWatch.sealed })
+        }, net, AGENT_VERSION)
         const libp2p = p.libp2p = await createLibp2p(poolModule?.withPoolRelay(options, cfg.pool.members) ?? options) as Libp2p<PinboxServices>
         const exchange = p.exchange = createBlockExchange({ libp2p, blockstore: repo.blockstore }, {
           maxInboundStreams: cfg.swarm.inboundStreams.bitswap
@@ -183,7 +191,7 @@ export function createNode (init: NodeInit): PinboxNode {
 
         if (poolModule != null) {
           const { createPool, poolComponents } = poolModule
-          const pool = p.pool = createPool(poolComponents(repo, libp2p, pins), {
+          const pool = p.pool = createPool(poolComponents(repo, libp2p, pins, sealWatch), {
             members: cfg.pool.members,
             sharePerMember: parseBytes(cfg.pool.sharePerMember),
             maxBytes,

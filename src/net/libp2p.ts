@@ -55,6 +55,8 @@ export interface Libp2pComponents {
   datastore: Datastore
   /** Told the bytes of every large encrypted frame sent or received (the daemon's GC pacer). */
   onTraffic?(bytes: number): void
+  /** Told every plaintext piece noise has sealed (src/net/seal-watch.ts). */
+  onSeal?(piece: Uint8Array): void
 }
 
 /** The libp2p services a pinbox node may run; the DHTs are absent when turned off. */
@@ -151,7 +153,12 @@ export async function libp2pOptions (components: Libp2pComponents, config: Netwo
       announce: config.announce
     },
     transports: [tcp(), webSockets(), circuitRelayTransport()],
-    connectionEncrypters: [noise({ crypto: noiseCrypto(components.onTraffic == null ? {} : { onBytes: components.onTraffic }) })],
+    connectionEncrypters: [noise({
+      crypto: noiseCrypto({
+        ...(components.onTraffic == null ? {} : { onBytes: components.onTraffic }),
+        ...(components.onSeal == null ? {} : { onSeal: components.onSeal })
+      })
+    })],
     // yamux grows a stream's window to 16 MiB by default and a paused reader still receives what was granted:
     // a replica fetch held 2 x 16 MiB per stream; 4 MiB keeps the window above a fast link's bandwidth-delay product
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],

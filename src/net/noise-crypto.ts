@@ -27,10 +27,24 @@ const SMALL = 1200
 export interface NoiseCryptoInit {
   /** Told the size of every large frame sealed or opened (the traffic a GC pacer counts, src/net/gc-pacer.ts). */
   onBytes?(bytes: number): void
+  /**
+   * Told every plaintext piece once it is sealed (copied into ciphertext), so a sender can take
+   * its buffer back (src/net/seal-watch.ts).
+   */
+  onSeal?(piece: Uint8Array): void
 }
 
 export function noiseCrypto (init: NoiseCryptoInit = {}): ICryptoInterface {
   const onBytes = init.onBytes
+  const onSeal = init.onSeal
+  const reportSealed = (plaintext: Uint8Array | Iterable<Uint8Array>): void => {
+    if (onSeal == null) return
+    if (plaintext instanceof Uint8Array) {
+      onSeal(plaintext)
+    } else {
+      for (const part of plaintext) onSeal(part)
+    }
+  }
   const keys = new WeakMap<Uint8Array, { bytes: Buffer, key: KeyObject }>()
   const keyFor = (k: Uint8Array): KeyObject => {
     const cached = keys.get(k)
@@ -43,7 +57,11 @@ export function noiseCrypto (init: NoiseCryptoInit = {}): ICryptoInterface {
   return {
     ...defaultCrypto,
     chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
-      if (plaintext.byteLength < SMALL) return defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
+      if (plaintext.byteLength < SMALL) {
+        const sealed = defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
+        reportSealed(plaintext)
+        return sealed
+      }
       onBytes?.(plaintext.byteLength)
       const cipher = createCipheriv(ALGORITHM, keyFor(k), nonce, { authTagLength: TAG_BYTES })
       cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
@@ -56,6 +74,7 @@ export function noiseCrypto (init: NoiseCryptoInit = {}): ICryptoInterface {
       const final = cipher.final()
       if (final.byteLength > 0) out.append(final)
       out.append(cipher.getAuthTag())
+      reportSealed(plaintext)
       return out as unknown as NoiseList
     },
     chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {

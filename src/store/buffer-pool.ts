@@ -12,7 +12,7 @@
  * waits: with every pooled buffer out it allocates.
  */
 export interface BufferPool {
-  /** A view of exactly `size` bytes: from the pool when it fits a pooled buffer, else newly allocated. */
+  /** A view of exactly `size` bytes: from the pool when it fits a pooled buffer (and is not under `minBytes`), else newly allocated. */
   take(size: number): Uint8Array
   /** Gives the buffer under `view` back; a view of a buffer not from this pool is ignored. */
   release(view: Uint8Array): void
@@ -26,6 +26,12 @@ export interface BufferPoolInit {
   /** Buffers kept for reuse at most. Default 16. */
   maxFree?: number
   /**
+   * Smaller requests get a buffer of their own, of their size: for a user that may hold many small
+   * ones at once (a sender reading ahead on dozens of streams), where a pooled buffer each would
+   * hold `bufferBytes` per few KiB. Default 0.
+   */
+  minBytes?: number
+  /**
    * The free buffers are let go once none has been taken or released for this long, so a burst of
    * work leaves no memory behind on an idle box. Default: kept for good.
    */
@@ -35,6 +41,7 @@ export interface BufferPoolInit {
 export function createBufferPool (init: BufferPoolInit = {}): BufferPool {
   const bufferBytes = init.bufferBytes ?? 1024 * 1024
   const maxFree = init.maxFree ?? 16
+  const minBytes = init.minBytes ?? 0
   const ours = new WeakSet<ArrayBufferLike>()
   const free: ArrayBuffer[] = []
   // a buffer released twice must not be handed out twice
@@ -55,7 +62,7 @@ export function createBufferPool (init: BufferPoolInit = {}): BufferPool {
 
   return {
     take (size) {
-      if (size > bufferBytes) return new Uint8Array(size)
+      if (size > bufferBytes || size < minBytes) return new Uint8Array(size)
       busy()
       let buffer = free.pop()
       if (buffer == null) {

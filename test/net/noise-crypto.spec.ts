@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -7,6 +7,7 @@ import { createLibp2p } from 'libp2p'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { afterEach, describe, expect, it } from 'vitest'
 import { noiseCrypto } from '../../src/net/noise-crypto.ts'
+import { createSealWatch } from '../../src/net/seal-watch.ts'
 import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -31,6 +32,26 @@ describe('noise cipher adapter', () => {
       expect(bytes(crypto.chaCha20Poly1305Encrypt(list, nonce, ad, k)), `list of ${size}`).toEqual(theirs)
       expect(bytes(crypto.chaCha20Poly1305Decrypt(theirs, nonce, ad, k))).toEqual(plain)
       expect(bytes(crypto.chaCha20Poly1305Decrypt(listOf(theirs.subarray(0, 9), theirs.subarray(9)), nonce, ad, k))).toEqual(plain)
+    }
+  })
+
+  it('reports each plaintext piece after sealing it, small frames and large, arrays and lists', () => {
+    for (const size of [100, 65519]) {
+      const plain = randomBytes(size)
+      const original = Buffer.from(plain)
+      const pieces: Uint8Array[] = []
+      // a sender reuses a buffer as soon as it is reported: scribbling here must not change the ciphertext
+      const scribbling = noiseCrypto({ onSeal: (piece) => { pieces.push(piece); piece.fill(0xaa) } })
+      const sealed = bytes(scribbling.chaCha20Poly1305Encrypt(plain, nonce, ad, k))
+      expect(sealed).toEqual(bytes(defaultCrypto.chaCha20Poly1305Encrypt(original, nonce, ad, k)))
+      expect(pieces.length).toBe(1)
+      expect(pieces[0]?.buffer).toBe(plain.buffer)
+      const again = Buffer.from(original)
+      pieces.length = 0
+      const listSealed = bytes(scribbling.chaCha20Poly1305Encrypt(listOf(again.subarray(0, 10), again.subarray(10)), nonce, ad, k))
+      expect(listSealed).toEqual(sealed)
+      expect(pieces.map(p => p.byteLength)).toEqual([10, size - 10])
+      expect(pieces.every(p => p.buffer === again.buffer)).toBe(true)
     }
   })
 
@@ -85,5 +106,54 @@ describe('noise cipher adapter between real libp2p nodes', () => {
     // sealed on the way out and opened on the way back (frames under 1200 bytes go uncounted), what a GC pacer counts
     expect(counted).toBeGreaterThan(1.99 * data.length)
     expect(counted).toBeLessThan(2.1 * data.length)
+  })
+
+  it('reports a sent buffer sealed only once noise has copied all of it: a sender reusing it then sends the right bytes', async () => {
+    const watch = createSealWatch()
+    const make = async (crypto?: ICryptoInterface): Promise<Libp2p> => {
+      const node = await createLibp2p({
+        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        transports: [tcp()],
+        connectionEncrypters: [crypto == null ? noise() : noise({ crypto })],
+        streamMuxers: [yamux()]
+      })
+      nodes.push(node)
+      return node
+    }
+    const [sender, sink] = await Promise.all([make(noiseCrypto({ onSeal: watch.sealed })), make()])
+    const received: Uint8Array[] = []
+    let done!: () => void
+    const finished = new Promise<void>(resolve => { done = resolve })
+    await sink.handle('/sink/1.0.0', async (stream) => {
+      for await (const chunk of stream) received.push(chunk.subarray())
+      done()
+    })
+    const stream = await sender.dialProtocol(sink.getMultiaddrs()[0]!, '/sink/1.0.0')
+    // 64 blocks of 1 MiB through 4 buffers, each refilled (and scribbled over first) only once reported sealed:
+    // a report before noise copied the bytes would put scribble on the wire
+    const free: Array<Uint8Array<ArrayBuffer>> = Array.from({ length: 4 }, () => new Uint8Array(1024 * 1024))
+    const waiting: Array<() => void> = []
+    const expected = createHash('sha256')
+    let reported = 0
+    for (let i = 0; i < 64; i++) {
+      while (free.length === 0) await new Promise<void>(resolve => { waiting.push(resolve) })
+      const buffer = free.pop() as Uint8Array<ArrayBuffer>
+      buffer.set(randomBytes(buffer.byteLength))
+      expected.update(buffer)
+      watch.watch(buffer, () => {
+        reported++
+        buffer.fill(0xee)
+        free.push(buffer)
+        waiting.shift()?.()
+      })
+      if (!stream.send(buffer)) await stream.onDrain()
+    }
+    await stream.close()
+    await finished
+    const got = createHash('sha256')
+    for (const chunk of received) got.update(chunk)
+    expect(got.digest('hex')).toBe(expected.digest('hex'))
+    // every buffer came back: all 64 were reported
+    expect(reported).toBe(64)
   })
 })

@@ -57,4 +57,19 @@ describe('buffer pool', () => {
     pool.release(b)
     expect(pool.free).toBe(1)
   })
+
+  it('gives a request under minBytes a buffer of its own size, never a pooled one', () => {
+    const pool = createBufferPool({ bufferBytes: 1024, minBytes: 100 })
+    pool.release(pool.take(1024))
+    expect(pool.free).toBe(1)
+    const small = pool.take(99)
+    expect(small.buffer.byteLength).toBe(99)
+    expect(pool.free).toBe(1)
+    // not the pool's, so not taken back
+    pool.release(small)
+    expect(pool.free).toBe(1)
+    const big = pool.take(100)
+    expect(big.buffer.byteLength).toBe(1024)
+    expect(pool.free).toBe(0)
+  })
 })

@@ -3,21 +3,37 @@ import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { DEFAULT_MAX_BLOCK_BYTES, encodeCarHeader, exportCar } from '../../content/car.ts'
-import { blockLinks, copyInto, IDENTITY_CODE, readBlock, verifyBlock } from '../../content/blocks.ts'
+import { blockLinks, copyInto, IDENTITY_CODE, readBlock, readBlockPooled, verifyBlock } from '../../content/blocks.ts'
 import { BlockHashMismatchError, BlockTooLargeError, CarInvalidError, CarTruncatedError } from '../../content/errors.ts'
 import { PoolProtocolError, TransferIncompleteError, TransferTooLargeError } from '../errors.ts'
 import { abortStream, DAG_PROTOCOL, decodeDagRequest, encodeMessage, messageStream, MESSAGE_VERSION, parseCids } from './messages.ts'
 import type { BufferPool } from '../../store/buffer-pool.ts'
+import type { SealWatch } from '../../net/seal-watch.ts'
 import type { Lease, RepoBlockstore } from '../../store/types.ts'
 import type { AbortOptions, Libp2p, PeerId, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 
 /** Small sections gathered before one `send`: fewer, larger muxer frames move a many-block DAG faster. */
 const SEND_CHUNK_BYTES = 256 * 1024
+/** Blocks this large are sent as they are; smaller ones are copied into a batch. */
+export const DIRECT_SEND_BYTES = SEND_CHUNK_BYTES / 4
 
 export interface DagServerComponents {
   libp2p: Pick<Libp2p, 'handle' | 'unhandle'>
-  blockstore: Pick<RepoBlockstore, 'get'>
+  blockstore: Pick<RepoBlockstore, 'get' | 'getPooled'>
   isMember(peer: PeerId): boolean
+  /**
+   * With `sealWatch` (and a store that reads into pooled buffers): blocks are read into these and
+   * each is given back once the connection's cipher has sealed all of it, so a transfer reuses a
+   * few dozen buffers instead of allocating one per block (src/net/seal-watch.ts).
+   */
+  buffers?: BufferPool
+  sealWatch?: SealWatch
+}
+
+/** Buffers a DAG stream reads its blocks into and the watch that gives them back. */
+interface SendBuffers {
+  pool: BufferPool
+  sealWatch: SealWatch
 }
 
 export interface DagServerInit {
@@ -35,11 +51,26 @@ export function createDagServer (components: DagServerComponents, init: DagServe
   const { libp2p, blockstore } = components
   let started = false
   const controller = new AbortController()
+  const getPooled = blockstore.getPooled?.bind(blockstore)
+  const reuse: SendBuffers | undefined = components.buffers != null && components.sealWatch != null && getPooled != null
+    ? { pool: components.buffers, sealWatch: components.sealWatch }
+    : undefined
+  // What the DAG walk reads through. Pooled for raw blocks only: nothing decoded from their bytes
+  // outlives the send, while a dag-pb or dag-cbor node's link CIDs are views of its buffer and
+  // sit on the walk's stack after it was sent.
+  const walkStore: Pick<RepoBlockstore, 'get'> = reuse == null || getPooled == null
+    ? blockstore
+    : {
+        async * get (cid, options) {
+          yield cid.code === raw.code ? await getPooled(cid, reuse.pool, options) : await readBlock(blockstore, cid, options)
+        }
+      }
 
   async function * blocksCar (cids: CID[], options: AbortOptions): AsyncGenerator<Uint8Array> {
     yield encodeCarHeader(cids)
     for (const cid of cids) {
-      const bytes = await readBlock(blockstore, cid, options)
+      // single blocks are sent as they are, never decoded: any codec can use a pooled buffer
+      const bytes = await readBlockPooled(blockstore, cid, reuse?.pool, options)
       yield sectionPrefix(cid, bytes.byteLength)
       yield bytes
     }
@@ -57,8 +88,8 @@ export function createDagServer (components: DagServerComponents, init: DagServe
       lp.unwrap()
       const source = request.blocks.length > 0
         ? blocksCar(parseCids(request.blocks), { signal })
-        : exportCar(blockstore, parseCids(request.roots), { signal })
-      await sendAll(stream, source, { signal })
+        : exportCar(walkStore, parseCids(request.roots), { signal })
+      await sendAll(stream, source, { signal }, reuse)
       await stream.close({ signal })
     } catch (err) {
       abortStream(stream, err)
@@ -94,22 +125,37 @@ function sectionPrefix (cid: CID, blockLength: number): Uint8Array {
   return out
 }
 
-async function sendAll (stream: Stream, source: AsyncIterable<Uint8Array>, options: AbortOptions): Promise<void> {
+/**
+ * Sends `source` over `stream`. With `reuse`, every chunk is offered back to its pool (which
+ * ignores chunks not its own): one sent as it is once the cipher has sealed it, one copied into a
+ * batch at once.
+ */
+async function sendAll (stream: Stream, source: AsyncIterable<Uint8Array>, options: AbortOptions, reuse?: SendBuffers): Promise<void> {
   let parts: Uint8Array[] = []
   let length = 0
   const send = async (out: Uint8Array): Promise<void> => {
+    // watched before the send, which may seal it at once
+    if (reuse != null) reuse.sealWatch.watch(out, () => { reuse.pool.release(out) })
     // past the muxer's window the CAR waits in the walk, not in the stream's write buffer
     if (!stream.send(out)) await drained(stream, options)
   }
   const flush = async (): Promise<void> => {
     if (length === 0) return
-    const out = parts.length === 1 ? parts[0] as Uint8Array : Buffer.concat(parts, length)
+    if (parts.length === 1) {
+      const out = parts[0] as Uint8Array
+      parts = []
+      length = 0
+      await send(out)
+      return
+    }
+    const out = Buffer.concat(parts, length)
+    if (reuse != null) for (const part of parts) reuse.pool.release(part)
     parts = []
     length = 0
     await send(out)
   }
   for await (const chunk of source) {
-    if (chunk.byteLength >= SEND_CHUNK_BYTES / 4) {
+    if (chunk.byteLength >= DIRECT_SEND_BYTES) {
       // a big block goes as it is: copying it into a batch would cost more than its own frame
       await flush()
       await send(chunk)

@@ -9,6 +9,8 @@ import { walkDag } from '../../../src/content/dag-walk.ts'
 import { DAG_PROTOCOL } from '../../../src/pinning/pool/index.ts'
 import { createDagServer, fetchDag } from '../../../src/pinning/pool/transfer.ts'
 import { createBufferPool } from '../../../src/store/buffer-pool.ts'
+import { createSealWatch } from '../../../src/net/seal-watch.ts'
+import type { BufferPool } from '../../../src/store/buffer-pool.ts'
 import { addFile, cleanup, connect, trackedPeer } from './utils.ts'
 import type { Peer } from './utils.ts'
 import type { RepoBlockstore } from '../../../src/store/types.ts'
@@ -149,6 +151,54 @@ describe('DAG transfer between real libp2p peers', () => {
     expect(result.dags[1]?.blocks.map(b => b.cid.toString())).toEqual(await walked(H.repo.blockstore, inner.cid))
     expect(result.dags[1]?.bytes).toBe(inner.bytes.byteLength + 2000)
   })
+
+  it('sends from reused buffers, each given back only once noise has sealed it: the receiver verifies every block', async () => {
+    const sealWatch = createSealWatch()
+    const S = await trackedPeer(peers, dirs, { sealWatch })
+    // a pool that scribbles over a buffer as it takes it back: one given back before noise copied
+    // its bytes would reach the receiver as a block whose hash does not match
+    const inner = createBufferPool({ maxFree: 32 })
+    const handedOut = new WeakSet<ArrayBufferLike>()
+    let allocated = 0
+    let released = 0
+    const pool: BufferPool = {
+      take: (size) => {
+        if (inner.free === 0) allocated++
+        const view = inner.take(size)
+        handedOut.add(view.buffer)
+        return view
+      },
+      // like the real pool, it ignores buffers it did not hand out (the sender offers it every chunk)
+      release: (view) => {
+        if (!handedOut.has(view.buffer)) return
+        handedOut.delete(view.buffer)
+        released++
+        view.fill(0xee)
+        inner.release(view)
+      },
+      get free () { return inner.free }
+    }
+    const server = createDagServer({ libp2p: S.libp2p, blockstore: S.repo.blockstore, isMember: () => true, buffers: pool, sealWatch })
+    await server.start()
+    await connect(R, S)
+    // 64 leaves of 1 MiB (each sent as it is), and 256 of 16 KiB (gathered into batches)
+    const big = await addFile(S, 64 * MIB, MIB)
+    const small = await addFile(S, 4 * MIB, 16 * 1024)
+    const lease = R.repo.leases.open()
+    const result = await fetchDag({ libp2p: R.libp2p, blockstore: R.repo.blockstore }, S.libp2p.peerId, { roots: [big, small], maxBytes: 70 * MIB, lease })
+    // 64 leaves and their root; 256 leaves under two inner nodes (at most 174 links each) and a root
+    expect(result.blocks).toBe(64 + 1 + 256 + 2 + 1)
+    // single blocks (a repair) go through the pool too
+    const leaves = result.dags[0]!.blocks.slice(1, 9).map(b => b.cid)
+    await Promise.all(leaves.map(async cid => { await R.repo.blockstore.delete(cid) }))
+    const repaired = await fetchDag({ libp2p: R.libp2p, blockstore: R.repo.blockstore }, S.libp2p.peerId, { blocks: leaves, maxBytes: 9 * MIB, lease })
+    lease.close()
+    expect(repaired.blocks).toBe(8)
+    // every leaf went out of a pooled buffer and came back; far fewer were ever allocated
+    expect(released).toBeGreaterThanOrEqual(64 + 256 + 8)
+    expect(allocated).toBeLessThan(40)
+    await server.stop()
+  }, 60_000)
 
   describe('a holder that lies', () => {
     let send: Uint8Array[] = []

@@ -8,12 +8,14 @@ import { tcp } from '@libp2p/tcp'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { createLibp2p } from 'libp2p'
+import { noiseCrypto } from '../../../src/net/noise-crypto.ts'
 import { createPinManager } from '../../../src/pinning/pin-manager.ts'
 import { createPool, poolComponents } from '../../../src/pinning/pool/index.ts'
 import { initRepo, openRepo } from '../../../src/store/repo.ts'
 import type { Pool, PoolInit } from '../../../src/pinning/pool/index.ts'
 import type { PinManager } from '../../../src/pinning/types.ts'
 import type { Repo } from '../../../src/store/repo.ts'
+import type { SealWatch } from '../../../src/net/seal-watch.ts'
 import type { Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 
@@ -32,7 +34,13 @@ export async function tempDir (prefix = 'pinbox-pool-'): Promise<string> {
   return await mkdtemp(join(tmpdir(), prefix))
 }
 
-export async function createPeer (dir: string, options: { maxBytes?: number } = {}): Promise<Peer> {
+export interface PeerOptions {
+  maxBytes?: number
+  /** Wired as the daemon wires it: noise reports what it seals, the pool sends from reused buffers. */
+  sealWatch?: SealWatch
+}
+
+export async function createPeer (dir: string, options: PeerOptions = {}): Promise<Peer> {
   await initRepo(dir)
   const repo = await openRepo(dir, { maxBytes: options.maxBytes ?? 1024 ** 3 })
   const pins = createPinManager({ db: repo.db, blockstore: repo.blockstore, leases: repo.leases })
@@ -40,7 +48,7 @@ export async function createPeer (dir: string, options: { maxBytes?: number } = 
     privateKey: repo.privateKey,
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [options.sealWatch == null ? noise() : noise({ crypto: noiseCrypto({ onSeal: options.sealWatch.sealed }) })],
     streamMuxers: [yamux()]
   })
   const peer: Peer = {
@@ -49,7 +57,7 @@ export async function createPeer (dir: string, options: { maxBytes?: number } = 
     pins,
     libp2p: libp2p as unknown as Libp2p,
     async startPool (init) {
-      const pool = createPool(poolComponents(repo, libp2p, pins), { maxBytes: options.maxBytes ?? 1024 ** 3, ...init })
+      const pool = createPool(poolComponents(repo, libp2p, pins, options.sealWatch), { maxBytes: options.maxBytes ?? 1024 ** 3, ...init })
       await pool.start()
       peer.pool = pool
       return pool
@@ -65,7 +73,7 @@ export async function createPeer (dir: string, options: { maxBytes?: number } = 
 }
 
 /** A peer in a new temp folder, both recorded for `cleanup(peers, dirs)`. */
-export async function trackedPeer (peers: Peer[], dirs: string[], options: { maxBytes?: number } = {}): Promise<Peer> {
+export async function trackedPeer (peers: Peer[], dirs: string[], options: PeerOptions = {}): Promise<Peer> {
   const dir = await tempDir()
   dirs.push(dir)
   const peer = await createPeer(dir, options)
