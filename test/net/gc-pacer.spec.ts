@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { createGcPacer } from '../../src/net/gc-pacer.ts'
+import { performance } from 'node:perf_hooks'
+import { createGcObserver, createGcPacer } from '../../src/net/gc-pacer.ts'
 
 const turn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+/** What `fn` returns when called from an immediate, where the pacer calls it. */
+const fromImmediate = async <T>(fn: () => T): Promise<T> => await new Promise(resolve => setImmediate(() => { resolve(fn()) }))
 
 describe('GC pacer', () => {
   it('collects once per `everyBytes` counted, off the caller\'s stack, never two pending', async () => {
@@ -24,6 +27,58 @@ describe('GC pacer', () => {
     pacer.note(1)
     await turn()
     expect(runs).toBe(2)
+  })
+
+  it('skips a due collection when V8 collected by itself since the last check, and counts again from there', async () => {
+    let runs = 0
+    const asked: number[] = []
+    let foreign = false
+    const pacer = createGcPacer({
+      minorGc: () => { runs++ },
+      collectedSince: (at) => { asked.push(at); return foreign }
+    }, { everyBytes: 1000 })
+    foreign = true
+    pacer.note(1000)
+    await turn()
+    expect(runs).toBe(0)
+    expect(pacer.skipped).toBe(1)
+    foreign = false
+    pacer.note(999)
+    await turn()
+    expect(runs).toBe(0)
+    pacer.note(1)
+    await turn()
+    expect(runs).toBe(1)
+    expect(pacer.collections).toBe(1)
+    // each check asks about the time since the one before
+    expect(asked.length).toBe(2)
+    expect(asked[1]).toBeGreaterThan(asked[0] as number)
+  })
+
+  it('observes V8\'s own collections but not the ones asked for with gc()', async () => {
+    const { setFlagsFromString } = await import('node:v8')
+    const { runInNewContext } = await import('node:vm')
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as (o: { type: 'minor' | 'major' }) => void
+    const observer = createGcObserver()
+    try {
+      await turn()
+      const before = performance.now()
+      gc({ type: 'minor' })
+      // the pacer's own collection: filed by the next immediate, and not counted
+      expect(await fromImmediate(() => observer.collectedSince(before))).toBe(false)
+      // enough short-lived objects to fill the young generation several times over (kept in a ring,
+      // so the optimizer cannot leave them unallocated)
+      const ring: number[][] = new Array(1024)
+      for (let i = 0; i < 2_000_000; i++) ring[i & 1023] = [i, i + 1]
+      expect(ring.length).toBe(1024)
+      // the pacer looks from an immediate: by then Node has filed the entries (from its own
+      // immediate, which runs first), though the observer's callback only gets them a turn later
+      expect(await fromImmediate(() => observer.collectedSince(before))).toBe(true)
+      expect(observer.collectedSince(performance.now())).toBe(false)
+    } finally {
+      observer.stop()
+    }
   })
 
   it('stop() cancels a scheduled collection', async () => {

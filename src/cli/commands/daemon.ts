@@ -6,7 +6,7 @@ import type { Command } from 'commander'
 import { action } from '../command.ts'
 import { loadMallocTrim } from '../malloc-trim.ts'
 import { createMemoryReducer } from '../memory-reducer.ts'
-import { createGcPacer } from '../../net/gc-pacer.ts'
+import { createGcObserver, createGcPacer } from '../../net/gc-pacer.ts'
 import type { Runtime } from '../command.ts'
 import { example } from '../help.ts'
 import { output, printOutput } from '../printer.ts'
@@ -87,7 +87,10 @@ export function registerDaemon (program: Command, rt: Runtime): void {
       // Loaded on demand so that client commands start without loading helia and libp2p.
       const { createNode } = await import('../../node.ts')
       const exposedGc = exposeGc()
-      const pacer = exposedGc == null ? undefined : createGcPacer({ minorGc: () => { exposedGc({ type: 'minor' }) } })
+      const gcObserver = exposedGc == null ? undefined : createGcObserver()
+      const pacer = exposedGc == null || gcObserver == null
+        ? undefined
+        : createGcPacer({ minorGc: () => { exposedGc({ type: 'minor' }) }, collectedSince: gcObserver.collectedSince })
       const node = createNode({ repoPath: ctx.repoPath, initIfMissing: initIfMissing === true, ...(pacer == null ? {} : { onTraffic: pacer.note }) })
       await node.start()
       // the daemon's modules are now all loaded: write their compiled code to Node's compile cache
@@ -113,6 +116,7 @@ export function registerDaemon (program: Command, rt: Runtime): void {
       rt.io.stderr.write(`received ${signal}, stopping\n`)
       settling.stop()
       pacer?.stop()
+      gcObserver?.stop()
       // A stuck service must not keep a box from shutting down or restarting.
       const force = setTimeout(() => {
         rt.io.stderr.write(`Error: the daemon did not stop within ${STOP_GRACE_MS / 1000} s; exiting anyway\n`)
