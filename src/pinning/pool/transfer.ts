@@ -207,10 +207,17 @@ const PAUSED_BUFFER_BYTES = 32 * 1024 * 1024
 const WRITE_CONCURRENCY = 8
 /** Longer than any CID this node can check (a CIDv1 with a 64-byte digest is ~70 bytes). */
 const MAX_CID_BYTES = 512
+/**
+ * Block bytes written between two sync passes started during the transfer. The caller's pin syncs
+ * every block before its record is written; started as the blocks land, those passes leave it only
+ * the last few files. Measured on two members, 256 MiB: the pin's sync took 28 ms after the last
+ * block, ~3 % of the transfer, while the transfer itself left a core partly idle.
+ */
+const SYNC_EVERY_BYTES = 32 * 1024 * 1024
 
 export interface FetchDagComponents {
   libp2p: Pick<Libp2p, 'dialProtocol'>
-  blockstore: Pick<RepoBlockstore, 'put' | 'has' | 'delete' | 'putNew'>
+  blockstore: Pick<RepoBlockstore, 'put' | 'has' | 'delete' | 'putNew'> & Partial<Pick<RepoBlockstore, 'sync'>>
   /**
    * Reusable buffers for the received blocks, each given back once `put` has returned: only for
    * a store that is done with a block's bytes by then (the repo's stores). Without it every block
@@ -262,7 +269,8 @@ interface Received {
  * links to it, so the transfer proves each DAG complete without reading it back. The stream is
  * read with bounded buffering (paused while a few MiB wait), blocks are written several at a
  * time. On any failure the blocks this transfer added are deleted again, so a lying or
- * oversized transfer leaves nothing behind. Blocks are not synced here: the caller's pin does that.
+ * oversized transfer leaves nothing behind. Sync passes are started as blocks land, but the
+ * transfer does not wait for them: the caller's pin syncs before its record is written.
  */
 export async function fetchDag (components: FetchDagComponents, peer: PeerId, options: FetchDagOptions): Promise<FetchDagResult> {
   const { libp2p, blockstore } = components
@@ -295,18 +303,27 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
 
   const inFlight = new Set<Promise<void>>()
   let writeError: unknown
+  let unsynced = 0
+  const wrote = (cid: CID, size: number): void => {
+    written.push(cid)
+    unsynced += size
+    if (unsynced < SYNC_EVERY_BYTES || blockstore.sync == null) return
+    unsynced = 0
+    // not awaited: a failure here comes back from the caller's own sync of the same files
+    blockstore.sync().catch(() => {})
+  }
   const store = async (cid: CID, block: Uint8Array): Promise<void> => {
     try {
       lease.add(cid)
       if (options.overwrite === true) {
         await blockstore.delete(cid)
         await blockstore.put(cid, block)
-        written.push(cid)
+        wrote(cid, block.byteLength)
       } else if (blockstore.putNew != null) {
-        if (await blockstore.putNew(cid, block)) written.push(cid)
+        if (await blockstore.putNew(cid, block)) wrote(cid, block.byteLength)
       } else if (!await blockstore.has(cid)) {
         await blockstore.put(cid, block)
-        written.push(cid)
+        wrote(cid, block.byteLength)
       }
     } finally {
       components.buffers?.release(block)

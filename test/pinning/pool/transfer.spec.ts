@@ -137,6 +137,34 @@ describe('DAG transfer between real libp2p peers', () => {
     expect(buffers.free).toBeGreaterThan(0)
   })
 
+  it('starts sync passes as the blocks land, so the pin\'s own sync finds only the last few files', async () => {
+    const size = 80 * MIB
+    const root = await addFile(H, size, MIB)
+    let bytesWritten = 0
+    const atSync: number[] = []
+    const counting: Pick<RepoBlockstore, 'put' | 'has' | 'delete' | 'putNew' | 'sync'> = {
+      has: async (cid) => await R.repo.blockstore.has(cid),
+      delete: async (cid) => { await R.repo.blockstore.delete(cid) },
+      put: async (cid, bytes) => await R.repo.blockstore.put(cid, bytes),
+      putNew: async (cid, bytes) => {
+        const wrote = await R.repo.blockstore.putNew(cid, bytes)
+        if (wrote) bytesWritten += bytes.byteLength
+        return wrote
+      },
+      sync: async () => {
+        atSync.push(bytesWritten)
+        await R.repo.blockstore.sync()
+      }
+    }
+    const lease = R.repo.leases.open()
+    await fetchDag({ libp2p: R.libp2p, blockstore: counting }, H.libp2p.peerId, { roots: [root], maxBytes: size + MIB, lease })
+    lease.close()
+    // one pass per 32 MiB written, each started once that much had landed
+    expect(atSync.length).toBe(2)
+    expect(atSync[0]).toBeGreaterThanOrEqual(32 * MIB)
+    expect(atSync[1]).toBeGreaterThanOrEqual(64 * MIB)
+  }, 60_000)
+
   it('lists each root\'s blocks in walk order, a block shared between roots sent and written once', async () => {
     const leaves = await Promise.all([1, 2, 3, 4].map(async n => await rawBlock(new Uint8Array(1000).fill(n))))
     const inner = await pbNode([leaves[1]!.cid, leaves[2]!.cid])
