@@ -1,8 +1,19 @@
 import { describe, expect, it } from 'vitest'
 import { performance } from 'node:perf_hooks'
 import { createGcObserver, createGcPacer } from '../../src/net/gc-pacer.ts'
+import type { GcPacer } from '../../src/net/gc-pacer.ts'
 
 const turn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+/** Counts 999 bytes (nothing runs), then 1 more (one collection runs), for a pacer due every 1000. */
+async function expectDueAt1000 (pacer: GcPacer, runs: () => number): Promise<void> {
+  const before = runs()
+  pacer.note(999)
+  await turn()
+  expect(runs()).toBe(before)
+  pacer.note(1)
+  await turn()
+  expect(runs()).toBe(before + 1)
+}
 /** What `fn` returns when called from an immediate, where the pacer calls it. */
 const fromImmediate = async <T>(fn: () => T): Promise<T> => await new Promise(resolve => setImmediate(() => { resolve(fn()) }))
 
@@ -21,11 +32,7 @@ describe('GC pacer', () => {
     expect(runs).toBe(1)
     expect(pacer.collections).toBe(1)
     // the count starts again after a collection
-    pacer.note(999)
-    await turn()
-    expect(runs).toBe(1)
-    pacer.note(1)
-    await turn()
+    await expectDueAt1000(pacer, () => runs)
     expect(runs).toBe(2)
   })
 
@@ -43,12 +50,7 @@ describe('GC pacer', () => {
     expect(runs).toBe(0)
     expect(pacer.skipped).toBe(1)
     foreign = false
-    pacer.note(999)
-    await turn()
-    expect(runs).toBe(0)
-    pacer.note(1)
-    await turn()
-    expect(runs).toBe(1)
+    await expectDueAt1000(pacer, () => runs)
     expect(pacer.collections).toBe(1)
     // each check asks about the time since the one before
     expect(asked.length).toBe(2)
