@@ -39,6 +39,11 @@ export interface BlockstoreInit {
 
 /** Below this a block goes through the page cache: its padding and the extra syscall cost more than the copy saves. */
 const DIRECT_MIN_BYTES = 64 * 1024
+/**
+ * Direct writes in flight at most: a replica fetch keeps 8 writes going and fills a ninth block
+ * in a slot of its own (src/pinning/pool/transfer.ts), and an add runs beside it.
+ */
+const DIRECT_SLOTS = 12
 
 /** The flat-file blockstore, with a delete that reports what it freed (GC uses it). */
 export interface FlatBlockstore extends RepoBlockstore {
@@ -172,7 +177,12 @@ class FlatfsBlockstore implements FlatBlockstore {
     this.maxBytes = init.maxBytes ?? Infinity
     this.meta = init.db ?? createFileMeta(init.path)
     this.syncConcurrency = init.syncConcurrency ?? 16
-    this.direct = init.directWrites === false ? undefined : createDirectWriter()
+    this.direct = init.directWrites === false ? undefined : createDirectWriter({ slots: DIRECT_SLOTS })
+  }
+
+  /** The direct writer's aligned slots, while it writes directly (src/store/direct-writer.ts). */
+  get writeBuffers (): BufferPool | undefined {
+    return this.direct?.enabled === true ? this.direct : undefined
   }
 
   get directWrites (): number {
@@ -261,7 +271,7 @@ class FlatfsBlockstore implements FlatBlockstore {
     await Promise.allSettled([...this.chain.values()])
     await this.sync()
     await this.metaQueue
-    this.direct?.release()
+    this.direct?.unmap()
     this.opened = false
   }
 

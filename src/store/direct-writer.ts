@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises'
 import { errnoCode } from './fs-util.ts'
+import type { BufferPool } from './buffer-pool.ts'
 
 /**
  * Writes whole block files with O_DIRECT, from the process's buffers straight to the disk.
@@ -18,21 +19,22 @@ import { errnoCode } from './fs-util.ts'
  * then truncated to its size. Where O_DIRECT is refused (tmpfs, some network file systems) the
  * writer says so once and the caller keeps writing through the page cache.
  */
-export interface DirectWriter {
+export interface DirectWriter extends BufferPool {
   /**
    * Writes `parts` (`size` bytes in all) as the new file `path` (created exclusively). Resolves
    * false, having left no file behind, when it cannot: every slot is in use, the block does not
-   * fit a slot, or this file system refuses O_DIRECT (then it stays off).
+   * fit a slot, or this file system refuses O_DIRECT (then it stays off). A block that is one
+   * slot taken with `take()` is written from that slot, without a copy; it stays the caller's.
    */
   write(path: string, parts: Uint8Array[], size: number): Promise<boolean>
   /** false once the file system refused O_DIRECT, or where the platform has none. */
   readonly enabled: boolean
   /** Blocks written directly so far. */
   readonly written: number
-  /** Whether the slots' memory is held (from the first write until it goes idle or is released). */
+  /** Whether the slots' memory is held (from the first write until it goes idle or is unmapped). */
   readonly mapped: boolean
-  /** Lets the slots' memory go (it is mapped again on the next write). */
-  release(): void
+  /** Lets the slots' memory go (it is mapped again on the next write); slots still lent are not reused. */
+  unmap(): void
 }
 
 export interface DirectWriterInit {
@@ -50,6 +52,8 @@ export interface DirectWriterInit {
 declare const WebAssembly: { Memory: new (descriptor: { initial: number, maximum: number }) => { readonly buffer: ArrayBuffer } }
 
 const WASM_PAGE = 65536
+/** Smaller blocks are not worth a slot: they are written through the page cache (the store's DIRECT_MIN_BYTES). */
+const DIRECT_TAKE_MIN_BYTES = 64 * 1024
 const O_DIRECT: number | undefined = (fs.constants as Record<string, number | undefined>).O_DIRECT
 
 export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
@@ -63,6 +67,8 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
   let free: Uint8Array[] = []
   let busy = 0
   let idleTimer: NodeJS.Timeout | undefined
+  // slots handed out by take(), until release()
+  const lent = new Set<Uint8Array>()
 
   const take = (): Uint8Array | undefined => {
     if (slots == null) {
@@ -83,16 +89,17 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
     if (generation === slots) free.push(slot)
     if (busy === 0) {
       clearTimeout(idleTimer)
-      idleTimer = setTimeout(release, idleMs)
+      idleTimer = setTimeout(unmap, idleMs)
       idleTimer.unref()
     }
   }
 
-  const release = (): void => {
+  const unmap = (): void => {
     clearTimeout(idleTimer)
     idleTimer = undefined
     slots = undefined
     free = []
+    lent.clear()
   }
 
   const writeSlot = async (path: string, slot: Uint8Array, size: number): Promise<boolean> => {
@@ -126,9 +133,39 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
     return done
   }
 
+  /** The slot `view` starts, when it is one of the current mapping's slots handed out by `take`. */
+  const slotOf = (view: Uint8Array): Uint8Array | undefined => {
+    if (slots == null || view.buffer !== slots[0]?.buffer || view.byteOffset % slotBytes !== 0) return undefined
+    const slot = slots[view.byteOffset / slotBytes]
+    return slot != null && lent.has(slot) ? slot : undefined
+  }
+
   return {
+    take (size) {
+      if (!enabled || size > slotBytes || size < DIRECT_TAKE_MIN_BYTES) return new Uint8Array(size)
+      const slot = take()
+      if (slot == null) return new Uint8Array(size)
+      lent.add(slot)
+      return slot.subarray(0, size)
+    },
+    release (view) {
+      const slot = slotOf(view)
+      if (slot == null) return
+      lent.delete(slot)
+      give(slot, slots)
+    },
+    get free () {
+      return free.length
+    },
     async write (path, parts, size) {
       if (!enabled || size > slotBytes) return false
+      const lentSlot = parts.length === 1 ? slotOf(parts[0] as Uint8Array) : undefined
+      if (lentSlot != null) {
+        lentSlot.fill(0, size, Math.ceil(size / align) * align)
+        const ok = await writeSlot(path, lentSlot, size)
+        if (ok) written++
+        return ok
+      }
       const slot = take()
       if (slot == null) return false
       const owner = slots
@@ -156,6 +193,6 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
     get mapped () {
       return slots != null
     },
-    release
+    unmap
   }
 }

@@ -27,6 +27,12 @@ export interface RepoBlockstore extends Blockstore {
    * without it are read with `get`.
    */
   getPooled?(cid: CID, pool: BufferPool, options?: AbortOptions): Promise<Uint8Array>
+  /**
+   * Buffers to fill with a block and hand to `put`/`putNew` as its only part: the store writes
+   * from them without copying. Given back with `release` once that call has returned. Absent where
+   * the store would copy anyway.
+   */
+  readonly writeBuffers?: BufferPool
   open(): Promise<void>
   close(): Promise<void>
 }

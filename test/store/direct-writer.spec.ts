@@ -20,7 +20,7 @@ async function expectWritten (writer: DirectWriter, dir: string, files: Record<s
   expect((await fs.readdir(dir)).sort()).toEqual(Object.keys(files).sort())
   for (const [name, bytes] of Object.entries(files)) await expectFile(join(dir, name), bytes)
   expect(writer.written).toBe(Object.keys(files).length)
-  writer.release()
+  writer.unmap()
 }
 
 async function block (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
@@ -90,7 +90,7 @@ describe('direct block writes', () => {
     const second = randomBytes(70_000)
     expect(await writer.write(join(dir, 'b'), [second], second.byteLength)).toBe(true)
     expect(writer.mapped).toBe(true)
-    writer.release()
+    writer.unmap()
     expect(writer.mapped).toBe(false)
     const third = randomBytes(5000)
     expect(await writer.write(join(dir, 'c'), [third], third.byteLength)).toBe(true)
@@ -103,5 +103,49 @@ describe('direct block writes', () => {
     expect(await writer.write(join(dir, 'a'), [randomBytes(1000)], 1000)).toBe(false)
     expect(writer.enabled).toBe(false)
     await expectWritten(writer, dir, {})
+  })
+
+  it('lends its slots: a block filled in one is written from it without a second slot, and the slot comes back on release', async () => {
+    const writer = createDirectWriter({ slots: 1, slotBytes: 256 * 1024 })
+    const bytes = randomBytes(200_000)
+    const lent = writer.take(bytes.byteLength)
+    // an aligned slot of the writer's own memory, not a buffer of its own
+    expect(lent.byteLength).toBe(bytes.byteLength)
+    expect(lent.buffer.byteLength).toBeGreaterThanOrEqual(256 * 1024)
+    expect(lent.byteOffset % 4096).toBe(0)
+    expect(writer.free).toBe(0)
+    // with the only slot lent, more takes get plain buffers, and small ones always do
+    expect(writer.take(100_000).buffer.byteLength).toBe(100_000)
+    expect(writer.take(1000).buffer.byteLength).toBe(1000)
+    lent.set(bytes)
+    // written from the lent slot though no slot is free; a plain block in its place is declined
+    expect(await writer.write(join(dir, 'plain'), [randomBytes(1000)], 1000)).toBe(false)
+    expect(await writer.write(join(dir, 'lent'), [lent], lent.byteLength)).toBe(true)
+    // the slot is still the caller's until it is given back
+    expect(writer.free).toBe(0)
+    writer.release(new Uint8Array(10))
+    expect(writer.free).toBe(0)
+    writer.release(lent)
+    expect(writer.free).toBe(1)
+    // given back once: a second release does not hand it out twice
+    writer.release(lent)
+    expect(writer.free).toBe(1)
+    await expectWritten(writer, dir, { lent: bytes })
+  })
+
+  it('does not take back a slot lent before its memory was let go', async () => {
+    const writer = createDirectWriter({ slots: 1, slotBytes: 256 * 1024 })
+    const old = writer.take(100_000)
+    writer.unmap()
+    writer.release(old)
+    expect(writer.free).toBe(0)
+    const fresh = writer.take(100_000)
+    expect(fresh.buffer).not.toBe(old.buffer)
+    // a block still in the old memory is not mistaken for a lent slot: it is copied into a free one
+    writer.release(fresh)
+    const bytes = randomBytes(100_000)
+    old.set(bytes)
+    expect(await writer.write(join(dir, 'old'), [old], old.byteLength)).toBe(true)
+    await expectWritten(writer, dir, { old: bytes })
   })
 })

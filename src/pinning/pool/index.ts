@@ -57,7 +57,8 @@ export function poolComponents (repo: PoolRepo, libp2p: PoolComponents['libp2p']
     db: repo.db,
     privateKey: repo.privateKey,
     peerId: repo.peerId,
-    buffers: createBufferPool(RECEIVE_BUFFERS),
+    // where the store writes directly, blocks are received into its aligned slots: one copy fewer
+    buffers: repo.blockstore.writeBuffers ?? createBufferPool(RECEIVE_BUFFERS),
     ...(sealWatch == null ? {} : { sealWatch, sendBuffers: createBufferPool(SEND_BUFFERS) })
   }
 }

@@ -219,9 +219,9 @@ export interface FetchDagComponents {
   libp2p: Pick<Libp2p, 'dialProtocol'>
   blockstore: Pick<RepoBlockstore, 'put' | 'has' | 'delete' | 'putNew'> & Partial<Pick<RepoBlockstore, 'sync'>>
   /**
-   * Reusable buffers for the received blocks, each given back once `put` has returned: only for
-   * a store that is done with a block's bytes by then (the repo's stores). Without it every block
-   * gets a buffer of its own.
+   * Reusable buffers for the received blocks, each given back once `put` has returned (or at once
+   * when the block is refused): only for a store that is done with a block's bytes by then (the
+   * repo's stores, whose own `writeBuffers` are best). Without it every block gets a buffer of its own.
    */
   buffers?: BufferPool
 }
@@ -380,21 +380,28 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
       }
       // Copied out of the received frames at once, so they die young (a scavenge frees them) instead of
       // living on as views until the block is written; the copy is then hashed in one piece.
-      // (a buffer not given back on a throw below is only collected, never reused)
       const block = copyInto(components.buffers?.take(blockLength) ?? new Uint8Array(blockLength), parts)
-      if (!await verifyBlock(cid, block)) throw new BlockHashMismatchError(cid, blocks)
-      bytes += blockLength
-      if (bytes > maxBytes) throw new TransferTooLargeError(maxBytes)
-      expected.delete(key)
-      // link CIDs decoded from the block are views of it; copies, as the block's buffer is reused once written
-      const links = followLinks && cid.code !== raw.code
-        ? blockLinks(cid, block).map(link => CID.decode(new Uint8Array(link.bytes)))
-        : []
-      received.set(key, { cid, size: blockLength, links })
-      for (const link of links) expect(link)
-      blocks++
-      // never an identity CID: expect() files those as received, so a section of one is refused above
-      await schedule(cid, block)
+      let scheduled = false
+      try {
+        if (!await verifyBlock(cid, block)) throw new BlockHashMismatchError(cid, blocks)
+        bytes += blockLength
+        if (bytes > maxBytes) throw new TransferTooLargeError(maxBytes)
+        expected.delete(key)
+        // link CIDs decoded from the block are views of it; copies, as the block's buffer is reused once written
+        const links = followLinks && cid.code !== raw.code
+          ? blockLinks(cid, block).map(link => CID.decode(new Uint8Array(link.bytes)))
+          : []
+        received.set(key, { cid, size: blockLength, links })
+        for (const link of links) expect(link)
+        blocks++
+        // never an identity CID: expect() files those as received, so a section of one is refused above
+        await schedule(cid, block)
+        scheduled = true
+      } finally {
+        // a scheduled block's buffer goes back once written; a refused one at once (a store's
+        // slots are not collected like other buffers: one never given back is lost to it)
+        if (!scheduled) components.buffers?.release(block)
+      }
     }
     await Promise.all(inFlight)
     if (writeError != null) throw writeError

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as dagPb from '@ipld/dag-pb'
 import { varint } from 'multiformats'
@@ -5,6 +6,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
 import { encodeCarHeader } from '../../../src/content/car.ts'
+import { readBlock as readBlockFrom } from '../../../src/content/blocks.ts'
 import { walkDag } from '../../../src/content/dag-walk.ts'
 import { DAG_PROTOCOL } from '../../../src/pinning/pool/index.ts'
 import { createDagServer, fetchDag } from '../../../src/pinning/pool/transfer.ts'
@@ -108,6 +110,28 @@ describe('DAG transfer between real libp2p peers', () => {
     // the CIDs it hands back own their bytes: a view into a received section would keep every block alive
     for (const { cid } of result.dags[0]!.blocks) expect(Math.max(cid.bytes.buffer.byteLength, cid.multihash.bytes.buffer.byteLength)).toBeLessThan(1024)
   }, 60_000)
+
+  it('receives into the store\'s own write slots, each written from where it was received and given back', async () => {
+    const size = 24 * MIB
+    const root = await addFile(H, size, MIB)
+    const slots = R.repo.blockstore.writeBuffers
+    expect(slots).toBeDefined()
+    const directBefore = (R.repo.blockstore as unknown as { directWrites: number }).directWrites
+    const lease = R.repo.leases.open()
+    const result = await fetchDag({ libp2p: R.libp2p, blockstore: R.repo.blockstore, buffers: slots }, H.libp2p.peerId, { roots: [root], maxBytes: size + MIB, lease })
+    lease.close()
+    expect(result.blocks).toBe(25)
+    // the 1 MiB leaves were written directly, and read back they hash to their CIDs
+    expect((R.repo.blockstore as unknown as { directWrites: number }).directWrites - directBefore).toBe(24)
+    for (const { cid } of result.dags[0]!.blocks) {
+      const bytes = await readBlockFrom(R.repo.blockstore, cid)
+      expect((await sha256.digest(bytes)).digest, cid.toString()).toEqual(cid.multihash.digest)
+    }
+    // every slot came back: twelve can be lent again
+    const held = Array.from({ length: 12 }, () => slots?.take(MIB) as Uint8Array)
+    expect(held.every(v => v.buffer.byteLength > MIB)).toBe(true)
+    for (const v of held) slots?.release(v)
+  })
 
   it('reuses a pool\'s buffers for the received blocks, each one only after its put has returned', async () => {
     const size = 24 * MIB
@@ -270,6 +294,33 @@ describe('DAG transfer between real libp2p peers', () => {
       await expect(fetchFrom(root.cid)).rejects.toMatchObject({ code: 'ERR_POOL_PROTOCOL' })
       expect(R.repo.blockstore.stat()).toEqual(before)
       expect(await R.repo.blockstore.has(s.cid)).toBe(false)
+    })
+
+    it('by sending wrong bytes for a block: ERR_BLOCK_HASH_MISMATCH, nothing kept, every store slot given back', async () => {
+      const a = await leafA
+      const big = await rawBlock(randomBytes(200_000))
+      const root = await pbNode([big.cid, a.cid])
+      const forged = Uint8Array.from(big.bytes)
+      forged[1000] = (forged[1000] as number) ^ 1
+      send = [encodeCarHeader([root.cid]), section(root.cid, root.bytes), section(big.cid, forged)]
+      // received into the store's own write slots, as a pool member does: one not given back would be lost to it
+      const slots = R.repo.blockstore.writeBuffers
+      expect(slots).toBeDefined()
+      const lease = R.repo.leases.open()
+      try {
+        await expect(fetchDag({ libp2p: R.libp2p, blockstore: R.repo.blockstore, buffers: slots }, F.libp2p.peerId, { roots: [root.cid], maxBytes: MIB, lease }))
+          .rejects.toMatchObject({ code: 'ERR_BLOCK_HASH_MISMATCH' })
+      } finally {
+        lease.close()
+      }
+      expect(await R.repo.blockstore.has(big.cid)).toBe(false)
+      expect(await R.repo.blockstore.has(root.cid)).toBe(false)
+      const free = slots?.free ?? 0
+      const held = Array.from({ length: 12 }, () => slots?.take(100_000) as Uint8Array)
+      // all twelve slots can be lent again (a plain buffer would be exactly 100000 bytes long)
+      expect(held.every(v => v.buffer.byteLength > 100_000)).toBe(true)
+      for (const v of held) slots?.release(v)
+      expect(slots?.free).toBeGreaterThanOrEqual(free)
     })
 
     it('by cutting a section short: ERR_CAR_TRUNCATED', async () => {
