@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -12,7 +12,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createBlockstore, multihashKey } from '../../src/store/blockstore.ts'
 import { createBufferPool } from '../../src/store/buffer-pool.ts'
-import { mountTmpfs, tmpfsAvailable } from '../helpers/tmpfs.ts'
+import { itOnTmpfs } from '../helpers/tmpfs.ts'
 import type { FlatBlockstore } from '../../src/store/blockstore.ts'
 
 const run = promisify(execFile)
@@ -276,24 +276,17 @@ describe('flat-file blockstore', () => {
     expect(before.has(join(tmp, 'blocks'))).toBe(true)
   })
 
-  it.skipIf(!tmpfsAvailable)('a full disk gives ERR_DISK_FULL and leaves no half-written block', async (ctx) => {
-    const mnt = join(tmp, 'small')
-    await fs.mkdir(mnt)
-    mountTmpfs(mnt, '256k', ctx)
-    try {
-      const small = createBlockstore({ path: join(mnt, 'blocks') })
-      await small.open()
-      const big = await block(new Uint8Array(512 * 1024).fill(7))
-      const err = await small.put(big.cid, big.bytes).catch(e => e)
-      expect(err).toHaveProperty('code', 'ERR_DISK_FULL')
-      expect(err.message).toContain(multihashKey(big.cid))
-      expect(await small.has(big.cid)).toBe(false)
-      const leftovers = (await fs.readdir(join(mnt, 'blocks'), { recursive: true })).filter(n => n.endsWith('.tmp') || n.endsWith('.data'))
-      expect(leftovers).toEqual([])
-      expect(small.stat()).toEqual({ blocks: 0, bytes: 0 })
-      await small.close()
-    } finally {
-      spawnSync('umount', [mnt])
-    }
+  itOnTmpfs('a full disk gives ERR_DISK_FULL and leaves no half-written block', '256k', import.meta.filename, async (mnt) => {
+    const small = createBlockstore({ path: join(mnt, 'blocks') })
+    await small.open()
+    const big = await block(new Uint8Array(512 * 1024).fill(7))
+    const err = await small.put(big.cid, big.bytes).catch(e => e)
+    expect(err).toHaveProperty('code', 'ERR_DISK_FULL')
+    expect(err.message).toContain(multihashKey(big.cid))
+    expect(await small.has(big.cid)).toBe(false)
+    const leftovers = (await fs.readdir(join(mnt, 'blocks'), { recursive: true })).filter(n => n.endsWith('.tmp') || n.endsWith('.data'))
+    expect(leftovers).toEqual([])
+    expect(small.stat()).toEqual({ blocks: 0, bytes: 0 })
+    await small.close()
   })
 })

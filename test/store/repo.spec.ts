@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -8,7 +8,7 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { mountTmpfs, tmpfsAvailable } from '../helpers/tmpfs.ts'
+import { itOnTmpfs } from '../helpers/tmpfs.ts'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { multihashKey } from '../../src/store/blockstore.ts'
 import { defaultConfig, setConfigValue } from '../../src/store/config.ts'
@@ -211,46 +211,40 @@ describe('repo', () => {
     await repo.close()
   })
 
-  it.skipIf(!tmpfsAvailable)('a full disk gives ERR_DISK_FULL naming the path and leaves config and blocks whole', async (ctx) => {
-    await fs.mkdir(path)
-    mountTmpfs(path, '4m', ctx)
+  itOnTmpfs('a full disk gives ERR_DISK_FULL naming the path and leaves config and blocks whole', '4m', import.meta.filename, async (path) => {
+    await initRepo(path)
+    const repo = await openRepo(path)
+    const before = await fs.readFile(join(path, 'config.json'), 'utf8')
+    // fill the disk
+    const filler = await fs.open(join(path, 'filler'), 'w')
+    const chunk = Buffer.alloc(64 * 1024, 1)
     try {
-      await initRepo(path)
-      const repo = await openRepo(path)
-      const before = await fs.readFile(join(path, 'config.json'), 'utf8')
-      // fill the disk
-      const filler = await fs.open(join(path, 'filler'), 'w')
-      const chunk = Buffer.alloc(64 * 1024, 1)
-      try {
-        for (;;) await filler.write(chunk)
-      } catch (err: any) {
-        expect(err.code).toBe('ENOSPC')
-      } finally {
-        await filler.close()
-      }
-      const r = await codeOf(saveConfig(path, setConfigValue(defaultConfig(), 'api.port', '6200')))
-      expect(r.code).toBe('ERR_DISK_FULL')
-      expect(r.message).toContain(join(path, 'config.json'))
-      expect(await fs.readFile(join(path, 'config.json'), 'utf8')).toBe(before)
-
-      const bytes = new Uint8Array(256 * 1024).fill(3)
-      const cid = CID.createV1(raw.code, await sha256.digest(bytes))
-      const p = await codeOf(repo.blockstore.put(cid, bytes))
-      expect(p.code).toBe('ERR_DISK_FULL')
-      expect(p.message).toContain(path)
-      expect(await repo.blockstore.has(cid)).toBe(false)
-      const names = await fs.readdir(join(path, 'blocks'), { recursive: true })
-      expect(names.filter(n => n.endsWith('.tmp') || n.endsWith('.data'))).toEqual([])
-      expect((await fs.readdir(path)).filter(n => n.endsWith('.tmp'))).toEqual([])
-      await repo.close().catch(() => {})
-      // with space again, the repo opens and works
-      await fs.rm(join(path, 'filler'))
-      const again = await openRepo(path)
-      await again.blockstore.put(cid, bytes)
-      expect(await again.blockstore.has(cid)).toBe(true)
-      await again.close()
+      for (;;) await filler.write(chunk)
+    } catch (err: any) {
+      expect(err.code).toBe('ENOSPC')
     } finally {
-      spawnSync('umount', [path])
+      await filler.close()
     }
+    const r = await codeOf(saveConfig(path, setConfigValue(defaultConfig(), 'api.port', '6200')))
+    expect(r.code).toBe('ERR_DISK_FULL')
+    expect(r.message).toContain(join(path, 'config.json'))
+    expect(await fs.readFile(join(path, 'config.json'), 'utf8')).toBe(before)
+
+    const bytes = new Uint8Array(256 * 1024).fill(3)
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+    const p = await codeOf(repo.blockstore.put(cid, bytes))
+    expect(p.code).toBe('ERR_DISK_FULL')
+    expect(p.message).toContain(path)
+    expect(await repo.blockstore.has(cid)).toBe(false)
+    const names = await fs.readdir(join(path, 'blocks'), { recursive: true })
+    expect(names.filter(n => n.endsWith('.tmp') || n.endsWith('.data'))).toEqual([])
+    expect((await fs.readdir(path)).filter(n => n.endsWith('.tmp'))).toEqual([])
+    await repo.close().catch(() => {})
+    // with space again, the repo opens and works
+    await fs.rm(join(path, 'filler'))
+    const again = await openRepo(path)
+    await again.blockstore.put(cid, bytes)
+    expect(await again.blockstore.has(cid)).toBe(true)
+    await again.close()
   })
 })
