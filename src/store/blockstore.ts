@@ -6,9 +6,11 @@ import { base32upper } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { QuotaExceededError, StoreClosedError } from './errors.ts'
+import { createDirectReader } from './direct-reader.ts'
 import { createDirectWriter } from './direct-writer.ts'
 import { atomicWriteFile, errnoCode, fsyncPath, mapFsError, mapLevelError, mapLimit } from './fs-util.ts'
 import type { BufferPool } from './buffer-pool.ts'
+import type { DirectReader } from './direct-reader.ts'
 import type { DirectWriter } from './direct-writer.ts'
 import type { RepoBlockstore } from './types.ts'
 import type { AbortOptions } from 'abort-error'
@@ -35,6 +37,11 @@ export interface BlockstoreInit {
    * (src/store/direct-writer.ts). Default true.
    */
   directWrites?: boolean
+  /**
+   * Read blocks into `readBuffers` (aligned slots) with O_DIRECT where the file system allows it,
+   * for `getPooled` callers that pass that pool (src/store/direct-reader.ts). Default true.
+   */
+  directReads?: boolean
 }
 
 /** Below this a block goes through the page cache: its padding and the extra syscall cost more than the copy saves. */
@@ -44,6 +51,11 @@ const DIRECT_MIN_BYTES = 64 * 1024
  * in a slot of its own (src/pinning/pool/transfer.ts), and an add runs beside it.
  */
 const DIRECT_SLOTS = 12
+/**
+ * Direct reads out at most: a DAG sent to a member reads 8 blocks ahead and each is out until the
+ * cipher has sealed it, a few more while the stream's window is full.
+ */
+const DIRECT_READ_SLOTS = 24
 
 /** The flat-file blockstore, with a delete that reports what it freed (GC uses it). */
 export interface FlatBlockstore extends RepoBlockstore {
@@ -57,6 +69,8 @@ export interface FlatBlockstore extends RepoBlockstore {
   putNew(cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<boolean>
   /** Blocks written with O_DIRECT since open (0 where the file system refuses it). */
   readonly directWrites: number
+  /** Blocks read with O_DIRECT since open. */
+  readonly directReads: number
 }
 
 const SHARDING = '/repo/flatfs/shard/v1/next-to-last/2\n'
@@ -152,6 +166,7 @@ class FlatfsBlockstore implements FlatBlockstore {
   private readonly meta: BlockstoreMeta
   private readonly syncConcurrency: number
   private readonly direct: DirectWriter | undefined
+  private readonly directReader: DirectReader | undefined
   private opened = false
   private opening: Promise<void> | undefined
   private blocks = 0
@@ -178,6 +193,20 @@ class FlatfsBlockstore implements FlatBlockstore {
     this.meta = init.db ?? createFileMeta(init.path)
     this.syncConcurrency = init.syncConcurrency ?? 16
     this.direct = init.directWrites === false ? undefined : createDirectWriter({ slots: DIRECT_SLOTS })
+    this.directReader = init.directReads === false ? undefined : createDirectReader({ slots: DIRECT_READ_SLOTS })
+  }
+
+  /**
+   * Buffers for `getPooled` whose blocks are read with O_DIRECT where the file system allows it
+   * (src/store/direct-reader.ts), and through the page cache into reused buffers where not: for
+   * bytes that only pass through, as the page cache is left out.
+   */
+  get readBuffers (): BufferPool | undefined {
+    return this.directReader
+  }
+
+  get directReads (): number {
+    return this.directReader?.reads ?? 0
   }
 
   /** The direct writer's aligned slots, while it writes directly (src/store/direct-writer.ts). */
@@ -272,6 +301,7 @@ class FlatfsBlockstore implements FlatBlockstore {
     await this.sync()
     await this.metaQueue
     this.direct?.unmap()
+    this.directReader?.unmap()
     this.opened = false
   }
 
@@ -506,6 +536,16 @@ class FlatfsBlockstore implements FlatBlockstore {
 
   async getPooled (cid: CID, pool: BufferPool, _options?: AbortOptions): Promise<Uint8Array> {
     const file = await this.readablePath(cid)
+    if (pool === this.directReader) {
+      let bytes: Uint8Array | undefined
+      try {
+        bytes = await this.directReader.read(file)
+      } catch (err) {
+        throw notFound(err, cid)
+      }
+      // undefined: no slot free, too large, or O_DIRECT refused; read as any pooled read
+      if (bytes != null) return bytes
+    }
     let handle: fs.FileHandle
     try {
       handle = await fs.open(file, 'r')

@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises'
+import { createAlignedSlots } from './aligned-slots.ts'
 import { errnoCode } from './fs-util.ts'
 import type { BufferPool } from './buffer-pool.ts'
 
@@ -13,10 +14,9 @@ import type { BufferPool } from './buffer-pool.ts'
  * then only has metadata left to flush. `dd oflag=direct` on the same disk runs as fast as the
  * buffered `dd conv=fsync`, so the disk itself loses nothing.
  *
- * O_DIRECT wants memory, offsets and lengths aligned to the device's block. JavaScript cannot
- * choose where a buffer lives, but a WebAssembly memory is a page-aligned mapping, so the block is
- * copied into a 4 KiB-aligned slot of one (a memcpy, ~0.1 s per GiB) and written padded to 4 KiB,
- * then truncated to its size. Where O_DIRECT is refused (tmpfs, some network file systems) the
+ * O_DIRECT wants memory, offsets and lengths aligned to the device's block, so the block is
+ * copied into a 4 KiB-aligned slot (src/store/aligned-slots.ts; a memcpy, ~0.1 s per GiB) and
+ * written padded to 4 KiB, then truncated to its size. Where O_DIRECT is refused (tmpfs, some network file systems) the
  * writer says so once and the caller keeps writing through the page cache.
  */
 export interface DirectWriter extends BufferPool {
@@ -48,57 +48,21 @@ export interface DirectWriterInit {
   align?: number
 }
 
-// lib ES2023 has no WebAssembly types; this is the one constructor used
-declare const WebAssembly: { Memory: new (descriptor: { initial: number, maximum: number }) => { readonly buffer: ArrayBuffer } }
-
-const WASM_PAGE = 65536
 /** Smaller blocks are not worth a slot: they are written through the page cache (the store's DIRECT_MIN_BYTES). */
 const DIRECT_TAKE_MIN_BYTES = 64 * 1024
 const O_DIRECT: number | undefined = (fs.constants as Record<string, number | undefined>).O_DIRECT
 
 export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
   const align = init.align ?? 4096
-  const slotBytes = Math.ceil((init.slotBytes ?? 1024 * 1024) / align) * align
-  const slotCount = init.slots ?? 8
-  const idleMs = init.idleMs ?? 10_000
+  const slots = createAlignedSlots({ slotBytes: init.slotBytes ?? 1024 * 1024, slots: init.slots ?? 8, align, ...(init.idleMs == null ? {} : { idleMs: init.idleMs }) })
+  const slotBytes = slots.slotBytes
   let enabled = O_DIRECT != null
   let written = 0
-  let slots: Uint8Array[] | undefined
-  let free: Uint8Array[] = []
-  let busy = 0
-  let idleTimer: NodeJS.Timeout | undefined
   // slots handed out by take(), until release()
   const lent = new Set<Uint8Array>()
 
-  const take = (): Uint8Array | undefined => {
-    if (slots == null) {
-      // one mapping for every slot: each WebAssembly memory reserves a large guarded address range
-      const pages = Math.ceil(slotBytes * slotCount / WASM_PAGE)
-      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages })
-      slots = Array.from({ length: slotCount }, (_, i) => new Uint8Array(memory.buffer, i * slotBytes, slotBytes))
-      free = [...slots]
-    }
-    const slot = free.pop()
-    if (slot != null) busy++
-    return slot
-  }
-
-  const give = (slot: Uint8Array, generation: Uint8Array[] | undefined): void => {
-    busy--
-    // a slot of a mapping already let go is not reused
-    if (generation === slots) free.push(slot)
-    if (busy === 0) {
-      clearTimeout(idleTimer)
-      idleTimer = setTimeout(unmap, idleMs)
-      idleTimer.unref()
-    }
-  }
-
   const unmap = (): void => {
-    clearTimeout(idleTimer)
-    idleTimer = undefined
-    slots = undefined
-    free = []
+    slots.unmap()
     lent.clear()
   }
 
@@ -135,15 +99,14 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
 
   /** The slot `view` starts, when it is one of the current mapping's slots handed out by `take`. */
   const slotOf = (view: Uint8Array): Uint8Array | undefined => {
-    if (slots == null || view.buffer !== slots[0]?.buffer || view.byteOffset % slotBytes !== 0) return undefined
-    const slot = slots[view.byteOffset / slotBytes]
+    const slot = slots.slotOf(view)
     return slot != null && lent.has(slot) ? slot : undefined
   }
 
   return {
     take (size) {
       if (!enabled || size > slotBytes || size < DIRECT_TAKE_MIN_BYTES) return new Uint8Array(size)
-      const slot = take()
+      const slot = slots.take()
       if (slot == null) return new Uint8Array(size)
       lent.add(slot)
       return slot.subarray(0, size)
@@ -152,10 +115,10 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
       const slot = slotOf(view)
       if (slot == null) return
       lent.delete(slot)
-      give(slot, slots)
+      slots.give(slot)
     },
     get free () {
-      return free.length
+      return slots.free
     },
     async write (path, parts, size) {
       if (!enabled || size > slotBytes) return false
@@ -166,9 +129,8 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
         if (ok) written++
         return ok
       }
-      const slot = take()
+      const slot = slots.take()
       if (slot == null) return false
-      const owner = slots
       try {
         let at = 0
         for (const part of parts) {
@@ -181,7 +143,7 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
         if (ok) written++
         return ok
       } finally {
-        give(slot, owner)
+        slots.give(slot)
       }
     },
     get enabled () {
@@ -191,7 +153,7 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
       return written
     },
     get mapped () {
-      return slots != null
+      return slots.mapped
     },
     unmap
   }

@@ -33,6 +33,11 @@ export interface RepoBlockstore extends Blockstore {
    * the store would copy anyway.
    */
   readonly writeBuffers?: BufferPool
+  /**
+   * Buffers for `getPooled` reads of bytes that only pass through (sent to a peer): the store may
+   * read into them bypassing its cache. Given back with `release` once the bytes are used.
+   */
+  readonly readBuffers?: BufferPool
   open(): Promise<void>
   close(): Promise<void>
 }

@@ -59,7 +59,8 @@ export function poolComponents (repo: PoolRepo, libp2p: PoolComponents['libp2p']
     peerId: repo.peerId,
     // where the store writes directly, blocks are received into its aligned slots: one copy fewer
     buffers: repo.blockstore.writeBuffers ?? createBufferPool(RECEIVE_BUFFERS),
-    ...(sealWatch == null ? {} : { sealWatch, sendBuffers: createBufferPool(SEND_BUFFERS) })
+    // where the store reads directly, blocks sent are read into its aligned slots, past the page cache
+    ...(sealWatch == null ? {} : { sealWatch, sendBuffers: repo.blockstore.readBuffers ?? createBufferPool(SEND_BUFFERS) })
   }
 }
 
