@@ -6,6 +6,7 @@ import * as json from 'multiformats/codecs/json'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
+import { webcrypto } from 'node:crypto'
 import { BlockMissingError, UnsupportedCodecError, UnsupportedHashError } from './errors.ts'
 import type { BufferPool } from '../store/buffer-pool.ts'
 import type { RepoBlockstore } from '../store/types.ts'
@@ -163,6 +164,27 @@ export async function verifyBlock (cid: CID, bytes: Uint8Array, hashers: Hashers
   const digest = (await hasher.digest(bytes)).digest
   const expected = cid.multihash.digest
   // truncated multihashes (a shorter declared length) compare on their prefix
+  return expected.length <= digest.length && compareBytes(digest.subarray(0, expected.length), expected) === 0
+}
+
+/**
+ * sha2-256 blocks at least this big are hashed by `verifyBlockOffThread` on libuv's thread pool
+ * (WebCrypto), whose job copies its input first: under it, the copy and the hop cost more than they save.
+ */
+export const OFF_THREAD_HASH_BYTES = 64 * 1024
+
+/**
+ * `verifyBlock` with the hashing itself off the main thread where that pays: a sha2-256 block of
+ * `OFF_THREAD_HASH_BYTES` or more is hashed on the thread pool, so the caller's loop goes on (reading
+ * the network, say) while it runs. The job copies `bytes` before this returns, so the caller may
+ * reuse them at once. Others are hashed here, as by `verifyBlock`.
+ */
+export async function verifyBlockOffThread (cid: CID, bytes: Uint8Array, hashers: Hashers = HASHERS): Promise<boolean> {
+  if (cid.multihash.code !== sha256.code || bytes.byteLength < OFF_THREAD_HASH_BYTES || hashers.get(sha256.code) !== sha256) {
+    return await verifyBlock(cid, bytes, hashers)
+  }
+  const digest = new Uint8Array(await webcrypto.subtle.digest('SHA-256', bytes))
+  const expected = cid.multihash.digest
   return expected.length <= digest.length && compareBytes(digest.subarray(0, expected.length), expected) === 0
 }
 

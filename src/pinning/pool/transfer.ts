@@ -3,7 +3,7 @@ import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { DEFAULT_MAX_BLOCK_BYTES, encodeCarHeader, exportCar } from '../../content/car.ts'
-import { blockLinks, copyInto, IDENTITY_CODE, readBlock, readBlockPooled, verifyBlock } from '../../content/blocks.ts'
+import { blockLinks, copyInto, IDENTITY_CODE, readBlock, readBlockPooled, verifyBlock, verifyBlockOffThread } from '../../content/blocks.ts'
 import { BlockHashMismatchError, BlockTooLargeError, CarInvalidError, CarTruncatedError } from '../../content/errors.ts'
 import { PoolProtocolError, TransferIncompleteError, TransferTooLargeError } from '../errors.ts'
 import { abortStream, DAG_PROTOCOL, decodeDagRequest, encodeMessage, messageStream, MESSAGE_VERSION, parseCids } from './messages.ts'
@@ -312,8 +312,9 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
     // not awaited: a failure here comes back from the caller's own sync of the same files
     blockstore.sync().catch(() => {})
   }
-  const store = async (cid: CID, block: Uint8Array): Promise<void> => {
+  const store = async (cid: CID, block: Uint8Array, check: Promise<boolean> | undefined, index: number): Promise<void> => {
     try {
+      if (check != null && !await check) throw new BlockHashMismatchError(cid, index)
       lease.add(cid)
       if (options.overwrite === true) {
         await blockstore.delete(cid)
@@ -329,10 +330,10 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
       components.buffers?.release(block)
     }
   }
-  const schedule = async (cid: CID, block: Uint8Array): Promise<void> => {
+  const schedule = async (cid: CID, block: Uint8Array, check: Promise<boolean> | undefined, index: number): Promise<void> => {
     while (inFlight.size >= WRITE_CONCURRENCY) await Promise.race(inFlight)
     if (writeError != null) throw writeError
-    const p: Promise<void> = store(cid, block)
+    const p: Promise<void> = store(cid, block, check, index)
       .catch((err: unknown) => { writeError ??= err })
       .finally(() => { inFlight.delete(p) })
     inFlight.add(p)
@@ -383,7 +384,13 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
       const block = copyInto(components.buffers?.take(blockLength) ?? new Uint8Array(blockLength), parts)
       let scheduled = false
       try {
-        if (!await verifyBlock(cid, block)) throw new BlockHashMismatchError(cid, blocks)
+        // A raw leaf links nowhere, so nothing later waits on its bytes: it is hashed on the thread
+        // pool while this loop goes on reading, and written only once its hash matched. Other blocks
+        // are checked here first, as their links decide what may come next.
+        const check = cid.code === raw.code ? verifyBlockOffThread(cid, block) : undefined
+        // awaited by the write; this keeps a refusal before then from being an unhandled rejection
+        check?.catch(() => {})
+        if (check == null && !await verifyBlock(cid, block)) throw new BlockHashMismatchError(cid, blocks)
         bytes += blockLength
         if (bytes > maxBytes) throw new TransferTooLargeError(maxBytes)
         expected.delete(key)
@@ -395,7 +402,7 @@ export async function fetchDag (components: FetchDagComponents, peer: PeerId, op
         for (const link of links) expect(link)
         blocks++
         // never an identity CID: expect() files those as received, so a section of one is refused above
-        await schedule(cid, block)
+        await schedule(cid, block, check, blocks - 1)
         scheduled = true
       } finally {
         // a scheduled block's buffer goes back once written; a refused one at once (a store's

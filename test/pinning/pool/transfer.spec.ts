@@ -252,6 +252,30 @@ describe('DAG transfer between real libp2p peers', () => {
     await server.stop()
   }, 60_000)
 
+  it('sends from the store\'s direct-read slots, past the page cache, every slot given back', async () => {
+    const sealWatch = createSealWatch()
+    const S = await trackedPeer(peers, dirs, { sealWatch })
+    const slots = S.repo.blockstore.readBuffers
+    expect(slots).toBeDefined()
+    const server = createDagServer({ libp2p: S.libp2p, blockstore: S.repo.blockstore, isMember: () => true, buffers: slots, sealWatch })
+    await server.start()
+    await connect(R, S)
+    // 48 leaves of 1 MiB: twice the 24 slots, so slots are read into again; the receiver checks every
+    // block (the release timing itself is tested above, with a pool that scribbles over what it gets back)
+    const root = await addFile(S, 48 * MIB, MIB)
+    const before = (S.repo.blockstore as unknown as { directReads: number }).directReads
+    const lease = R.repo.leases.open()
+    try {
+      const result = await fetchDag({ libp2p: R.libp2p, blockstore: R.repo.blockstore }, S.libp2p.peerId, { roots: [root], maxBytes: 49 * MIB, lease })
+      expect(result.blocks).toBe(48 + 1)
+    } finally {
+      lease.close()
+    }
+    expect((S.repo.blockstore as unknown as { directReads: number }).directReads - before).toBe(48)
+    expect(slots?.free).toBe(24)
+    await server.stop()
+  }, 60_000)
+
   describe('a holder that lies', () => {
     let send: Uint8Array[] = []
     beforeAll(async () => {
@@ -321,6 +345,21 @@ describe('DAG transfer between real libp2p peers', () => {
       expect(held.every(v => v.buffer.byteLength > 100_000)).toBe(true)
       for (const v of held) slots?.release(v)
       expect(slots?.free).toBeGreaterThanOrEqual(free)
+    })
+
+    it('by sending wrong bytes for a big leaf followed by good ones: its hash, checked on the thread pool, still stops the transfer and nothing is kept', async () => {
+      const a = await leafA
+      const big = await rawBlock(randomBytes(300_000))
+      const after = await Promise.all([1, 2, 3].map(async () => await rawBlock(randomBytes(150_000))))
+      const root = await pbNode([big.cid, a.cid, ...after.map(b => b.cid)])
+      const forged = Uint8Array.from(big.bytes)
+      forged[299_999] = (forged[299_999] as number) ^ 0x80
+      // the forged leaf is still being hashed while the good ones behind it arrive and are checked
+      send = [encodeCarHeader([root.cid]), section(root.cid, root.bytes), section(big.cid, forged), section(a.cid, a.bytes), ...after.map(b => section(b.cid, b.bytes))]
+      const before = R.repo.blockstore.stat()
+      await expect(fetchFrom(root.cid)).rejects.toMatchObject({ code: 'ERR_BLOCK_HASH_MISMATCH' })
+      for (const cid of [big.cid, a.cid, root.cid, ...after.map(b => b.cid)]) expect(await R.repo.blockstore.has(cid)).toBe(false)
+      expect(R.repo.blockstore.stat()).toEqual(before)
     })
 
     it('by cutting a section short: ERR_CAR_TRUNCATED', async () => {
