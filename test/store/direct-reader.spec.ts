@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
@@ -34,7 +35,7 @@ describe('direct block reads', () => {
   beforeEach(async () => { dir = await oDirectDir() })
   afterEach(async () => { await fs.rm(dir, { recursive: true, force: true }) })
 
-  it('reads whole files of any size into slots, small ones copied out, one that fills its slot declined', async () => {
+  it('reads whole files of any size into slots, small ones copied out, larger than a slot declined', async () => {
     const reader = createDirectReader({ slots: 4 })
     try {
       const sizes = [0, 1, 4095, 4096, 64 * KIB - 1, 64 * KIB, 100_000, MIB - 1, MIB]
@@ -61,13 +62,31 @@ describe('direct block reads', () => {
       expect(reader.free).toBe(4)
       expect(reader.reads).toBe(sizes.length)
 
-      // a file that fills its slot (or more) may be larger still: not read this way, and the slot is back
-      for (const size of [MIB + 4096, MIB + 4097, 2 * MIB]) {
+      // larger than a slot: not read this way, and the slot is back
+      for (const size of [MIB + 1, MIB + 4096, 2 * MIB]) {
         await fs.writeFile(join(dir, 'big'), randomBytes(size))
         expect(await reader.read(join(dir, 'big')), `size ${size}`).toBeUndefined()
         expect(reader.free).toBe(4)
       }
       expect(reader.enabled).toBe(true)
+    } finally {
+      reader.unmap()
+    }
+  })
+
+  it('reads only the pages a file needs: small files read through every slot leave them untouched', async () => {
+    const reader = createDirectReader({ slots: 24 })
+    try {
+      const path = join(dir, 'small')
+      await fs.writeFile(path, randomBytes(3000))
+      const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024
+      const before = rss()
+      // every slot out at once, then all back: 24 slots of 1 MiB, each read into
+      const reads = await Promise.all(Array.from({ length: 24 }, async () => await reader.read(path)))
+      expect(reads.every(r => r?.byteLength === 3000)).toBe(true)
+      expect(reader.free).toBe(24)
+      // a direct read of the slot's length would have faulted in ~24 MiB
+      expect(rss() - before).toBeLessThan(8 * MIB)
     } finally {
       reader.unmap()
     }
@@ -128,10 +147,10 @@ describe('direct block reads', () => {
   })
 
   it('turns itself off when the disk refuses the read (a length the device cannot take)', async () => {
-    // slots 256 bytes past 1 MiB: neither their lengths nor the second one's address suit a disk
+    // reads padded to 256 bytes only: a length of 256 past a 512-byte multiple suits no disk
     const reader = createDirectReader({ slots: 2, align: 256 })
     try {
-      await fs.writeFile(join(dir, 'a'), randomBytes(100 * KIB))
+      await fs.writeFile(join(dir, 'a'), randomBytes(100 * KIB + 100))
       expect(await reader.read(join(dir, 'a'))).toBeUndefined()
       expect(reader.enabled).toBe(false)
       expect(reader.free).toBe(2)
