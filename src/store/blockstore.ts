@@ -197,9 +197,9 @@ class FlatfsBlockstore implements FlatBlockstore {
   }
 
   /**
-   * Buffers for `getPooled` whose blocks are read with O_DIRECT where the file system allows it
-   * (src/store/direct-reader.ts), and through the page cache into reused buffers where not: for
-   * bytes that only pass through, as the page cache is left out.
+   * Buffers for `getPooled` reads of bytes that only pass through (sent to a member): read with
+   * O_DIRECT into aligned slots, past the page cache, where the file system allows it
+   * (src/store/direct-reader.ts), else through the page cache into reused buffers.
    */
   get readBuffers (): BufferPool | undefined {
     return this.directReader
@@ -543,7 +543,7 @@ class FlatfsBlockstore implements FlatBlockstore {
       } catch (err) {
         throw notFound(err, cid)
       }
-      // undefined: no slot free, too large, or O_DIRECT refused; read as any pooled read
+      // undefined: no slot free, too large, changed while read, or O_DIRECT refused; read as any pooled read
       if (bytes != null) return bytes
     }
     let handle: fs.FileHandle

@@ -25,8 +25,8 @@ export interface DirectReader extends BufferPool {
   /**
    * The whole file at `path`: a view of a slot (give it back with `release`) or, under `minBytes`,
    * a buffer of its own. Undefined when it cannot read it this way: every slot is out, the file
-   * does not fit a slot, or the file system refuses O_DIRECT (then it stays off). A missing file
-   * throws, as `open` does.
+   * does not fit a slot, it shrank while read, or the file system refuses O_DIRECT (then it stays
+   * off). A missing file throws, as `open` does.
    */
   read(path: string): Promise<Uint8Array | undefined>
   /** false once the file system refused O_DIRECT, or where the platform has none. */
@@ -64,8 +64,11 @@ export function createDirectReader (init: DirectReaderInit = {}): DirectReader {
   const lent = new Set<Uint8Array>()
   const fallback = init.fallback ?? createBufferPool({ bufferBytes: maxBytes, maxFree: init.slots ?? 24, minBytes, idleMs: init.idleMs ?? 10_000 })
 
-  /** Reads the file's `size` bytes into `slot`; false when it is not in the slot's bounds. */
-  const readInto = async (path: string, handle: fs.FileHandle, slot: Uint8Array): Promise<number | undefined> => {
+  /**
+   * Reads the whole file into `slot`: its size, or undefined when it is larger than the slot or
+   * shrank while read (then the caller's buffered read, which checks that too, has the last word).
+   */
+  const readInto = async (handle: fs.FileHandle, slot: Uint8Array): Promise<number | undefined> => {
     const { size } = await handle.stat()
     if (size > slot.byteLength) return undefined
     const padded = Math.ceil(size / align) * align
@@ -73,7 +76,7 @@ export function createDirectReader (init: DirectReaderInit = {}): DirectReader {
     while (filled < size) {
       // each read starts where the last ended, on an aligned offset unless that one was short (the end)
       const { bytesRead } = await handle.read(slot, filled, padded - filled, filled)
-      if (bytesRead === 0) throw new Error(`${path} shrank while it was read (${filled} of ${size} bytes)`)
+      if (bytesRead === 0) return undefined
       filled += bytesRead
     }
     return size
@@ -96,7 +99,7 @@ export function createDirectReader (init: DirectReaderInit = {}): DirectReader {
         }
         let size: number | undefined
         try {
-          size = await readInto(path, handle, slot)
+          size = await readInto(handle, slot)
         } catch (err) {
           if (errnoCode(err) !== 'EINVAL') throw err
           enabled = false
