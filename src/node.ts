@@ -208,7 +208,7 @@ export function createNode (init: NodeInit): PinboxNode {
         const routers: ProvideRouter[] = []
         if (libp2p.services.aminoDHT != null) routers.push(dhtRouter('amino', libp2p.services.aminoDHT))
         if (libp2p.services.poolDHT != null) routers.push(dhtRouter('pool', libp2p.services.poolDHT))
-        const provider = createProvider({ db: repo.db, routers, pins, blockstore: repo.blockstore }, {
+        const provider = createProvider({ db: repo.db, routers, pins, blockstore: repo.blockstore, events: libp2p }, {
           strategy: cfg.provide.strategy,
           intervalMs: parseDuration(cfg.provide.interval),
           initialDelayMs: Math.min(60_000, parseDuration(cfg.provide.interval))

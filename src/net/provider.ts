@@ -22,6 +22,11 @@ export interface ProviderComponents {
   routers: ProvideRouter[]
   pins: Pick<PinManager, 'ls' | 'reachable'>
   blockstore: Pick<RepoBlockstore, 'cids'>
+  /**
+   * libp2p's events: failed announcements are tried again shortly after a peer is identified
+   * (kad-dht puts a peer in its routing table once identify shows it speaks the DHT).
+   */
+  events?: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
 }
 
 export interface ProviderInit {
@@ -34,6 +39,13 @@ export interface ProviderInit {
   concurrency?: number
   /** Give up on one announcement after this long. Default 2 min. */
   provideTimeoutMs?: number
+  /**
+   * An announcement that reached no router is tried again this long after it failed (and on
+   * `retryFailed()`), not only at the next full pass. Default 5 min.
+   */
+  retryMs?: number
+  /** Wait after a peer is identified before failed announcements are tried again. Default 1 s. */
+  peerRetryDelayMs?: number
 }
 
 export interface ProvideStat {
@@ -47,6 +59,8 @@ export interface ProvideStat {
   /** Announcements that reached at least one router, and ones that reached none, since start. */
   announced: number
   failed: number
+  /** CIDs whose last announcement reached no router, waiting to be tried again. */
+  retrying: number
   /** Latest successful announcements, newest first. */
   recent: Array<{ cid: string, at: number }>
 }
@@ -58,6 +72,11 @@ export interface Provider {
   onPinned(pin: Pin, blocks: CID[]): void
   /** Take an unpinned root off the schedule; returns at once. */
   onUnpinned(pin: Pin): void
+  /**
+   * Announce again, now, what reached no router last time; returns at once. The node calls it when
+   * a peer has joined (a box that pinned before it had any DHT peer is found once it has one).
+   */
+  retryFailed(): void
   /** Announce one CID now and put it on the schedule; resolves when every router answered. */
   provide(cid: CID, options?: AbortOptions): Promise<boolean>
   /** One full pass now: announce everything the strategy covers and drop the rest from the schedule. */
@@ -70,6 +89,9 @@ export interface Provider {
 const DEFAULT_INTERVAL = 22 * 3_600_000
 const DEFAULT_TIMEOUT = 120_000
 const RECENT = 20
+const DEFAULT_RETRY = 5 * 60_000
+/** Failed CIDs remembered for a retry at most; past it they wait for the next full pass. */
+const MAX_RETRYING = 10_000
 /** setTimeout's ceiling; longer waits are taken in steps. */
 const MAX_TIMER = 2 ** 31 - 1
 const LAST_RUN = 'lastRun'
@@ -100,6 +122,42 @@ export function createProvider (components: ProviderComponents, init: ProviderIn
   const recent: Array<{ cid: string, at: number }> = []
   // unpinned while an announcement of it was queued or in flight: its result must not reschedule it
   const withdrawn = new Set<string>()
+  // announced to no router last time: tried again after retryMs or on retryFailed()
+  const retrying = new Map<string, CID>()
+  let retryTimer: ReturnType<typeof setTimeout> | undefined
+  const retryMs = init.retryMs ?? DEFAULT_RETRY
+
+  function retryFailed (): void {
+    if (!running) return
+    clearTimeout(retryTimer)
+    retryTimer = undefined
+    // taken off the map as they are queued; a second failure puts them back (and arms the timer)
+    const due = [...retrying.values()]
+    retrying.clear()
+    for (const cid of due) void enqueue(cid)
+  }
+
+  let peerRetry: ReturnType<typeof setTimeout> | undefined
+  const onPeer = (): void => {
+    // one retry for a burst of new peers (a box that just came up meets several at once)
+    if (!running || retrying.size === 0 || peerRetry != null) return
+    peerRetry = setTimeout(() => {
+      peerRetry = undefined
+      retryFailed()
+    }, init.peerRetryDelayMs ?? 1000)
+    peerRetry.unref?.()
+  }
+
+  function retryLater (cid: CID): void {
+    const key = cid.toString()
+    // unpinned while it was tried: nothing to retry, and nothing left to withdraw
+    if (withdrawn.delete(key)) return
+    if (!running || (retrying.size >= MAX_RETRYING && !retrying.has(key))) return
+    retrying.set(key, cid)
+    if (retryTimer != null) return
+    retryTimer = setTimeout(retryFailed, retryMs)
+    retryTimer.unref?.()
+  }
 
   async function announce (cid: CID, options?: AbortOptions): Promise<boolean> {
     const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(timeoutMs), ...(options?.signal == null ? [] : [options.signal])])
@@ -111,6 +169,7 @@ export function createProvider (components: ProviderComponents, init: ProviderIn
     const key = cid.toString()
     if (!ok) {
       failed++
+      retryLater(cid)
       return false
     }
     announced++
@@ -194,6 +253,7 @@ export function createProvider (components: ProviderComponents, init: ProviderIn
       running = true
       controller = new AbortController()
       queue = new PQueue({ concurrency: init.concurrency ?? 8 })
+      components.events?.addEventListener('peer:identify', onPeer)
       lastRun = await meta.get(LAST_RUN)
       const due = lastRun == null ? 0 : lastRun + intervalMs
       arm(Math.max(due, Date.now() + (init.initialDelayMs ?? 60_000)))
@@ -204,6 +264,12 @@ export function createProvider (components: ProviderComponents, init: ProviderIn
       running = false
       clearTimeout(timer)
       timer = undefined
+      clearTimeout(retryTimer)
+      retryTimer = undefined
+      clearTimeout(peerRetry)
+      peerRetry = undefined
+      components.events?.removeEventListener('peer:identify', onPeer)
+      retrying.clear()
       nextRun = undefined
       controller.abort(new ProviderStoppedError())
       queue.clear()
@@ -221,9 +287,12 @@ export function createProvider (components: ProviderComponents, init: ProviderIn
       if (!running) return
       const key = pin.cid.toString()
       withdrawn.add(key)
+      retrying.delete(key)
       // blocks the pin shared with no other pin leave the schedule at the next full pass
       void schedule.del(key).catch(() => {}).then(async () => { await cancelReprovide(pin.cid) })
     },
+
+    retryFailed,
 
     async provide (cid, options) {
       if (!running) throw new ProviderStoppedError()
@@ -255,6 +324,7 @@ export function createProvider (components: ProviderComponents, init: ProviderIn
         ...(nextRun == null ? {} : { nextRun }),
         announced,
         failed,
+        retrying: retrying.size,
         recent: [...recent]
       }
     }

@@ -14,6 +14,7 @@ const statResponse = {
       NextRun: { type: 'integer' },
       Announced: { type: 'integer' },
       Failed: { type: 'integer' },
+      Retrying: { type: 'integer' },
       Recent: { type: 'array', items: { type: 'object', properties: { Cid: { type: 'string' }, At: { type: 'integer' } } } },
       // Kubo's `stats/provide` fields
       TotalProvides: { type: 'integer' },
@@ -36,6 +37,7 @@ export async function provideRoutes (app: FastifyInstance, options: RouteOptions
       ...(s.nextRun == null ? {} : { NextRun: s.nextRun }),
       Announced: s.announced,
       Failed: s.failed,
+      Retrying: s.retrying,
       Recent: s.recent.map(r => ({ Cid: r.cid, At: r.at })),
       TotalProvides: s.announced,
       LastReprovideBatchSize: s.total

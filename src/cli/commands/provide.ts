@@ -12,6 +12,7 @@ export interface ProvideStatResult {
   NextRun?: number
   Announced: number
   Failed: number
+  Retrying: number
   Recent?: Array<{ Cid: string, At: number }> | null
 }
 
@@ -35,7 +36,7 @@ export function registerProvide (program: Command, rt: Runtime): void {
       return output(res, (d) => [
         `strategy:  ${d.Strategy} (every ${hours(d.Interval)})`,
         `scheduled: ${d.Total} CIDs`,
-        `announced: ${d.Announced} since start, ${d.Failed} failed`,
+        `announced: ${d.Announced} since start, ${d.Failed} failed${d.Retrying > 0 ? ` (${d.Retrying} CIDs to retry)` : ''}`,
         `last run:  ${when(d.LastRun)}`,
         `next run:  ${when(d.NextRun)}`,
         ...((d.Recent ?? []).length > 0 ? ['recent:', ...(d.Recent ?? []).map((r) => `  ${r.Cid} ${when(r.At)}`)] : [])

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { PassThrough, Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../../../src/cli/main.ts'
-import { startNode, stopAll } from '../../net/helpers.ts'
+import { startNode, stopAll, until } from '../../net/helpers.ts'
 import { run } from '../helpers.ts'
 import type { TestNode } from '../../net/helpers.ts'
 
@@ -54,11 +54,15 @@ describe('pinbox swarm, provide, id and pin add against real daemons', () => {
   })
 
   it('pin add of remote content draws a progress bar on a TTY, and provide stat reports the announcement', async () => {
+    // b was disconnected above: a's announcement of the add needs b back in its DHT first (one that
+    // reached no one is only tried again after a new peer or minutes later: provider-retry.spec.ts)
+    await cli(b, ['swarm', 'connect', a.addr])
+    await until('b back in a\'s DHT', () => a.node.libp2p().getConnections().some(c => c.remotePeer.toString() === b.peerId) &&
+      (a.node.libp2p().services.poolDHT as any).routingTable.size > 0)
     const form = new FormData()
     form.append('file', new Blob([randomBytes(100_000)]), 'x.bin')
     const added = await fetch(`${a.apiUrl}/add?chunker=size-4096&cid-version=1&raw-leaves=true`, { method: 'POST', headers: { authorization: `Bearer ${a.token}` }, body: form })
     const cid = JSON.parse((await added.text()).trim().split('\n').at(-1) as string).Hash as string
-    await cli(b, ['swarm', 'connect', a.addr])
 
     const stdout = new PassThrough()
     const stderr = Object.assign(new PassThrough(), { isTTY: true })
