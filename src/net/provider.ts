@@ -73,8 +73,8 @@ export interface Provider {
   /** Take an unpinned root off the schedule; returns at once. */
   onUnpinned(pin: Pin): void
   /**
-   * Announce again, now, what reached no router last time; returns at once. The node calls it when
-   * a peer has joined (a box that pinned before it had any DHT peer is found once it has one).
+   * Announce again, now, what reached no router last time; returns at once. Runs by itself
+   * `retryMs` after a failure and shortly after a peer is identified (with `events`).
    */
   retryFailed(): void
   /** Announce one CID now and put it on the schedule; resolves when every router answered. */
