@@ -177,8 +177,11 @@ describe('rewards end to end: two daemons and anvil', () => {
     }
     const epochs = new Set(proven.map((l: any) => l.args.epoch))
     expect(epochs.size).toBe(proven.length)
-    const status = (await b.rpc('rewards/status')).body
-    expect(status.proofs).toBeGreaterThanOrEqual(5)
+    // B counts a proof once its own wait for the receipt returns, which can be after the log is visible here
+    const status = await waitFor('B counting its 5 proofs', async () => {
+      const body = (await b.rpc('rewards/status')).body
+      return body.proofs >= 5 ? body : undefined
+    }, 10_000, 100)
     expect(status.member).toBe(true)
 
     // B loses the content's blocks: it misses, A reports, F faults slash B and free its slot
