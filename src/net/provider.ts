@@ -40,8 +40,8 @@ export interface ProviderInit {
   /** Give up on one announcement after this long. Default 2 min. */
   provideTimeoutMs?: number
   /**
-   * An announcement that reached no router is tried again this long after it failed (and on
-   * `retryFailed()`), not only at the next full pass. Default 5 min.
+   * An announcement that reached no router is tried again this long after it failed (and shortly
+   * after a peer is identified, with `events`), not only at the next full pass. Default 5 min.
    */
   retryMs?: number
   /** Wait after a peer is identified before failed announcements are tried again. Default 1 s. */
@@ -72,11 +72,6 @@ export interface Provider {
   onPinned(pin: Pin, blocks: CID[]): void
   /** Take an unpinned root off the schedule; returns at once. */
   onUnpinned(pin: Pin): void
-  /**
-   * Announce again, now, what reached no router last time; returns at once. Runs by itself
-   * `retryMs` after a failure and shortly after a peer is identified (with `events`).
-   */
-  retryFailed(): void
   /** Announce one CID now and put it on the schedule; resolves when every router answered. */
   provide(cid: CID, options?: AbortOptions): Promise<boolean>
   /** One full pass now: announce everything the strategy covers and drop the rest from the schedule. */
@@ -122,7 +117,7 @@ export function createProvider (components: ProviderComponents, init: ProviderIn
   const recent: Array<{ cid: string, at: number }> = []
   // unpinned while an announcement of it was queued or in flight: its result must not reschedule it
   const withdrawn = new Set<string>()
-  // announced to no router last time: tried again after retryMs or on retryFailed()
+  // announced to no router last time: tried again after retryMs or after a new peer
   const retrying = new Map<string, CID>()
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   const retryMs = init.retryMs ?? DEFAULT_RETRY
@@ -291,8 +286,6 @@ export function createProvider (components: ProviderComponents, init: ProviderIn
       // blocks the pin shared with no other pin leave the schedule at the next full pass
       void schedule.del(key).catch(() => {}).then(async () => { await cancelReprovide(pin.cid) })
     },
-
-    retryFailed,
 
     async provide (cid, options) {
       if (!running) throw new ProviderStoppedError()
