@@ -30,10 +30,11 @@ export interface DagServerComponents {
   sealWatch?: SealWatch
 }
 
-/** Buffers a DAG stream reads its blocks into and the watch that gives them back. */
+/** Buffers a DAG stream reads its blocks into, the store's read into them and the watch that gives them back. */
 interface SendBuffers {
   pool: BufferPool
   sealWatch: SealWatch
+  getPooled: NonNullable<RepoBlockstore['getPooled']>
 }
 
 export interface DagServerInit {
@@ -51,18 +52,17 @@ export function createDagServer (components: DagServerComponents, init: DagServe
   const { libp2p, blockstore } = components
   let started = false
   const controller = new AbortController()
-  const getPooled = blockstore.getPooled?.bind(blockstore)
-  const reuse: SendBuffers | undefined = components.buffers != null && components.sealWatch != null && getPooled != null
-    ? { pool: components.buffers, sealWatch: components.sealWatch }
+  const reuse: SendBuffers | undefined = components.buffers != null && components.sealWatch != null && blockstore.getPooled != null
+    ? { pool: components.buffers, sealWatch: components.sealWatch, getPooled: blockstore.getPooled.bind(blockstore) }
     : undefined
   // What the DAG walk reads through. Pooled for raw blocks only: nothing decoded from their bytes
   // outlives the send, while a dag-pb or dag-cbor node's link CIDs are views of its buffer and
   // sit on the walk's stack after it was sent.
-  const walkStore: Pick<RepoBlockstore, 'get'> = reuse == null || getPooled == null
+  const walkStore: Pick<RepoBlockstore, 'get'> = reuse == null
     ? blockstore
     : {
         async * get (cid, options) {
-          yield cid.code === raw.code ? await getPooled(cid, reuse.pool, options) : await readBlock(blockstore, cid, options)
+          yield cid.code === raw.code ? await reuse.getPooled(cid, reuse.pool, options) : await readBlock(blockstore, cid, options)
         }
       }
 
