@@ -161,7 +161,11 @@ export async function verifyBlock (cid: CID, bytes: Uint8Array, hashers: Hashers
   if (hasher == null) {
     throw new UnsupportedHashError(cid)
   }
-  const digest = (await hasher.digest(bytes)).digest
+  return digestMatches(cid, (await hasher.digest(bytes)).digest)
+}
+
+/** Whether `digest`, the full output of `cid`'s hash function, is the one `cid` names. */
+function digestMatches (cid: CID, digest: Uint8Array): boolean {
   const expected = cid.multihash.digest
   // truncated multihashes (a shorter declared length) compare on their prefix
   return expected.length <= digest.length && compareBytes(digest.subarray(0, expected.length), expected) === 0
@@ -183,9 +187,7 @@ export async function verifyBlockOffThread (cid: CID, bytes: Uint8Array, hashers
   if (cid.multihash.code !== sha256.code || bytes.byteLength < OFF_THREAD_HASH_BYTES || hashers.get(sha256.code) !== sha256) {
     return await verifyBlock(cid, bytes, hashers)
   }
-  const digest = new Uint8Array(await webcrypto.subtle.digest('SHA-256', bytes))
-  const expected = cid.multihash.digest
-  return expected.length <= digest.length && compareBytes(digest.subarray(0, expected.length), expected) === 0
+  return digestMatches(cid, new Uint8Array(await webcrypto.subtle.digest('SHA-256', bytes)))
 }
 
 /**
