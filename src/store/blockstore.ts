@@ -92,6 +92,15 @@ function shardOf (key: string): string {
 
 function noop (): void {}
 
+async function exists (file: string): Promise<boolean> {
+  try {
+    await fs.access(file)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** A block's parts as given: an importer's leaf is the list of upload chunks it was cut from, written with one writev. */
 async function collect (bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
   if (bytes instanceof Uint8Array) {
@@ -175,9 +184,11 @@ class FlatfsBlockstore implements FlatBlockstore {
   private readonly dirtyFiles = new Set<string>()
   private readonly dirtyDirs = new Set<string>()
   private readonly knownShards = new Set<string>()
-  /** Per-key chain of puts and deletes, so they apply in call order. */
+  /**
+   * Per-key chain of puts and deletes, so they apply in call order; reads of a key wait for it too,
+   * as a direct write fills the block's own file (see `write`) and a delete is not done until unlinked.
+   */
   private readonly chain = new Map<string, Promise<unknown>>()
-  private readonly pendingDeletes = new Map<string, Promise<unknown>>()
   /** Start times of mutations in flight; a sync pass cannot vouch for files written after the oldest. */
   private readonly inflight = new Map<number, number>()
   private nextOpId = 0
@@ -324,8 +335,9 @@ class FlatfsBlockstore implements FlatBlockstore {
     return p
   }
 
-  private async waitForDelete (key: string): Promise<void> {
-    const pending = this.pendingDeletes.get(key)
+  /** Once every put and delete of `key` issued so far has landed. */
+  private async settled (key: string): Promise<void> {
+    const pending = this.chain.get(key)
     if (pending != null) await pending.catch(noop)
   }
 
@@ -372,8 +384,10 @@ class FlatfsBlockstore implements FlatBlockstore {
   async put (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, _options?: AbortOptions): Promise<CID> {
     this.assertOpen()
     const key = multihashKey(cid)
-    const data = await collect(bytes)
-    await this.enqueue(key, async () => { await this.write(key, data) })
+    // chained at once, before the bytes are gathered, so a read issued after this call waits for the write
+    const data = collect(bytes)
+    data.catch(noop)
+    await this.enqueue(key, async () => { await this.write(key, await data) })
     return cid
   }
 
@@ -385,49 +399,74 @@ class FlatfsBlockstore implements FlatBlockstore {
     return wrote
   }
 
-  /** Writes the block unless its file exists; true when it wrote. */
+  /**
+   * Writes the block unless its file exists; true when it wrote.
+   *
+   * A direct write goes to the block's own name, created exclusively, not to a temporary file
+   * renamed into place: the `access` check and the `rename` were two more thread-pool round trips
+   * per block. A torn file is still never trusted: readers of the key wait for the write (`settled`),
+   * and after a crash the dirty marker (set before the write) has recovery re-hash every file
+   * written since the last sync. Buffered writes keep the temporary file, since their bytes reach
+   * the disk only at the next sync pass.
+   */
   private async write (key: string, data: Uint8Array[]): Promise<boolean> {
     const file = this.fileOf(key)
-    try {
-      await fs.access(file)
-      return false
-    } catch {
-      // absent: write it
-    }
     let size = 0
     for (const part of data) size += part.byteLength
-    if (this.bytes + this.reserved + size > this.maxBytes) {
-      throw new QuotaExceededError(`storing ${size} more bytes would exceed the storage quota of ${this.maxBytes} bytes (${this.bytes} used)`)
+    // past the quota only a block already stored may "succeed", so that is checked first
+    let direct = size >= DIRECT_MIN_BYTES && this.direct?.enabled === true && this.fits(size)
+    if (!direct) {
+      if (await exists(file)) return false
+      if (!this.fits(size)) {
+        throw new QuotaExceededError(`storing ${size} more bytes would exceed the storage quota of ${this.maxBytes} bytes (${this.bytes} used)`)
+      }
     }
     this.reserved += size
     const op = this.beginOp()
     try {
       await this.ensureDirtyMarker()
       const dir = await this.ensureShard(shardOf(key))
-      const tmp = join(dir, `.${key}.${randomBytes(4).toString('hex')}.tmp`)
-      try {
-        const direct = size >= DIRECT_MIN_BYTES && this.direct != null && await this.direct.write(tmp, data, size)
-        if (!direct) {
-          const handle = await fs.open(tmp, 'wx')
-          try {
-            await writeParts(handle, data)
-          } finally {
-            await handle.close()
-          }
+      if (direct) {
+        try {
+          direct = await (this.direct as DirectWriter).write(file, data, size)
+        } catch (err) {
+          if (errnoCode(err) === 'EEXIST') return false
+          throw mapFsError(err, file)
         }
-        await fs.rename(tmp, file)
-      } catch (err) {
-        await fs.rm(tmp, { force: true }).catch(noop)
-        throw mapFsError(err, file)
+        // declined (no slot free, O_DIRECT refused): buffered, which checks for the file first
+        if (!direct && await exists(file)) return false
       }
+      if (!direct) await this.writeBuffered(dir, key, file, data)
       this.blocks++
       this.bytes += size
-      this.dirtyFiles.add(file)
+      // a direct write is durable already: only its directory entry is left to the sync pass
+      if (!direct) this.dirtyFiles.add(file)
       this.dirtyDirs.add(dir)
       return true
     } finally {
       this.reserved -= size
       this.inflight.delete(op)
+    }
+  }
+
+  private fits (size: number): boolean {
+    return this.bytes + this.reserved + size <= this.maxBytes
+  }
+
+  /** Through the page cache into a temporary file renamed into place, so the block's name never holds a partial file. */
+  private async writeBuffered (dir: string, key: string, file: string, data: Uint8Array[]): Promise<void> {
+    const tmp = join(dir, `.${key}.${randomBytes(4).toString('hex')}.tmp`)
+    try {
+      const handle = await fs.open(tmp, 'wx')
+      try {
+        await writeParts(handle, data)
+      } finally {
+        await handle.close()
+      }
+      await fs.rename(tmp, file)
+    } catch (err) {
+      await fs.rm(tmp, { force: true }).catch(noop)
+      throw mapFsError(err, file)
     }
   }
 
@@ -444,14 +483,8 @@ class FlatfsBlockstore implements FlatBlockstore {
   remove (cid: CID, _options?: AbortOptions): Promise<number> {
     this.assertOpen()
     const key = multihashKey(cid)
-    // Registered before the first await, so a has/get/put for this key issued after this call waits for the unlink.
-    const p = this.enqueue(key, async () => await this.unlink(key))
-    this.pendingDeletes.set(key, p)
-    const clean = (): void => {
-      if (this.pendingDeletes.get(key) === p) this.pendingDeletes.delete(key)
-    }
-    p.then(clean, clean)
-    return p
+    // Chained before the first await, so a has/get/put for this key issued after this call waits for the unlink.
+    return this.enqueue(key, async () => await this.unlink(key))
   }
 
   private async unlink (key: string): Promise<number> {
@@ -492,7 +525,7 @@ class FlatfsBlockstore implements FlatBlockstore {
   async has (cid: CID, _options?: AbortOptions): Promise<boolean> {
     this.assertOpen()
     const key = multihashKey(cid)
-    await this.waitForDelete(key)
+    await this.settled(key)
     try {
       await fs.access(this.fileOf(key))
       return true
@@ -504,7 +537,7 @@ class FlatfsBlockstore implements FlatBlockstore {
   async size (cid: CID, _options?: AbortOptions): Promise<number | undefined> {
     this.assertOpen()
     const key = multihashKey(cid)
-    await this.waitForDelete(key)
+    await this.settled(key)
     try {
       return (await fs.stat(this.fileOf(key))).size
     } catch (err) {
@@ -517,7 +550,7 @@ class FlatfsBlockstore implements FlatBlockstore {
   private async readablePath (cid: CID): Promise<string> {
     this.assertOpen()
     const key = multihashKey(cid)
-    await this.waitForDelete(key)
+    await this.settled(key)
     return this.fileOf(key)
   }
 

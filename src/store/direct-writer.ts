@@ -21,10 +21,13 @@ import type { BufferPool } from './buffer-pool.ts'
  */
 export interface DirectWriter extends BufferPool {
   /**
-   * Writes `parts` (`size` bytes in all) as the new file `path` (created exclusively). Resolves
-   * false, having left no file behind, when it cannot: every slot is in use, the block does not
-   * fit a slot, or this file system refuses O_DIRECT (then it stays off). A block that is one
-   * slot taken with `take()` is written from that slot, without a copy; it stays the caller's.
+   * Writes `parts` (`size` bytes in all) as the new file `path`, created exclusively: an existing
+   * `path` throws EEXIST, as `open` with `wx` does, and is left as it is. Once this resolves true
+   * the file's bytes and size are on the disk (O_DSYNC), so a sync pass has only its directory
+   * entry left to flush. Resolves false, having left no file behind, when it cannot: every slot is
+   * in use, the block does not fit a slot, or this file system refuses O_DIRECT (then it stays
+   * off). A block that is one slot taken with `take()` is written from that slot, without a copy;
+   * it stays the caller's.
    */
   write(path: string, parts: Uint8Array[], size: number): Promise<boolean>
   /** false once the file system refused O_DIRECT, or where the platform has none. */
@@ -51,12 +54,22 @@ export interface DirectWriterInit {
 /** Smaller blocks are not worth a slot: they are written through the page cache (the store's DIRECT_MIN_BYTES). */
 const DIRECT_TAKE_MIN_BYTES = 64 * 1024
 const O_DIRECT: number | undefined = (fs.constants as Record<string, number | undefined>).O_DIRECT
+/**
+ * Each write is durable when it returns: with O_DSYNC the data and the size reach the disk in the
+ * write itself, instead of the sync pass later opening, fsyncing and closing the file. Those are
+ * three thread-pool round trips per block, and on a busy box each round trip waits its turn: during
+ * a replica fetch on 2 cores, a block's five (`access`, `open`, `write`, `close`, `rename`) took
+ * ~20 ms with 8 writes in flight, for well under 1 ms of work. The disk does the same flush
+ * either way (256 files of 1 MiB, 8 at a time: 176-185 ms with O_DSYNC, 155-158 without, 164-174
+ * without and then fsynced).
+ */
+const DIRECT_FLAGS = O_DIRECT == null ? undefined : fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_DIRECT | fs.constants.O_DSYNC
 
 export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
   const align = init.align ?? 4096
   const slots = createAlignedSlots({ slotBytes: init.slotBytes ?? 1024 * 1024, slots: init.slots ?? 8, align, ...(init.idleMs == null ? {} : { idleMs: init.idleMs }) })
   const slotBytes = slots.slotBytes
-  let enabled = O_DIRECT != null
+  let enabled = DIRECT_FLAGS != null
   let written = 0
   // slots handed out by take(), until release()
   const lent = new Set<Uint8Array>()
@@ -69,7 +82,7 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
   const writeSlot = async (path: string, slot: Uint8Array, size: number): Promise<boolean> => {
     let handle: fs.FileHandle
     try {
-      handle = await fs.open(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (O_DIRECT as number), 0o644)
+      handle = await fs.open(path, DIRECT_FLAGS, 0o644)
     } catch (err) {
       if (errnoCode(err) !== 'EINVAL') throw err
       enabled = false
@@ -84,7 +97,11 @@ export function createDirectWriter (init: DirectWriterInit = {}): DirectWriter {
         if (bytesWritten === 0) throw new Error(`direct write of ${path} made no progress`)
         offset += bytesWritten
       }
-      if (padded !== size) await handle.truncate(size)
+      if (padded !== size) {
+        await handle.truncate(size)
+        // O_DSYNC covers writes, not the size a truncate sets
+        await handle.datasync()
+      }
       done = true
     } catch (err) {
       // a misaligned buffer or length is EINVAL on the write, not the open

@@ -258,12 +258,13 @@ describe('flat-file blockstore', () => {
     await Promise.all(syncs)
   })
 
-  it.skipIf(!existsSync('/usr/bin/strace'))('sync() fsyncs every block file written and its directory before it resolves', async () => {
+  it.skipIf(!existsSync('/usr/bin/strace'))('sync() fsyncs every block file written through the page cache and every directory before it resolves; direct writes are durable as written', async () => {
     const trace = join(tmp, 'trace.txt')
     const script = join(here, 'fixtures', 'sync-under-strace.ts')
-    const { stdout } = await run('/usr/bin/strace', ['-f', '-e', 'trace=fsync,fdatasync', '-y', '-o', trace, process.execPath, script, tmp, '40'], { cwd: join(here, '..', '..') })
-    const { files, marker } = JSON.parse(stdout) as { files: string[], marker: string }
-    const lines = (await fs.readFile(trace, 'utf8')).split('\n').filter(l => /f(data)?sync\(\d+</.test(l))
+    const { stdout } = await run('/usr/bin/strace', ['-f', '-e', 'trace=fsync,fdatasync,openat,rename', '-y', '-o', trace, process.execPath, script, tmp, '40', '6'], { cwd: join(here, '..', '..') })
+    const { files, big, direct, marker } = JSON.parse(stdout) as { files: string[], big: string[], direct: number, marker: string }
+    const traced = (await fs.readFile(trace, 'utf8')).split('\n')
+    const lines = traced.filter(l => /f(data)?sync\(\d+</.test(l))
     const synced = lines.map(l => /<([^>]+)>/.exec(l)?.[1] ?? '')
     const markerAt = synced.indexOf(marker)
     expect(markerAt).toBeGreaterThan(0)
@@ -274,6 +275,19 @@ describe('flat-file blockstore', () => {
       expect(before.has(dirname(file)), `fsync of dir ${dirname(file)}`).toBe(true)
     }
     expect(before.has(join(tmp, 'blocks'))).toBe(true)
+    // Blocks written with O_DIRECT go to their own name with O_DSYNC, durable as written: no
+    // temporary file renamed into place, no fsync of their own, only their directory's.
+    expect(direct).toBe(6)
+    for (const file of big) {
+      const opens = traced.filter(l => l.includes('openat(') && l.includes(`"${file}"`) && l.includes('O_CREAT'))
+      expect(opens, `created ${file}`).toHaveLength(1)
+      expect(opens[0]).toMatch(/O_EXCL/)
+      expect(opens[0]).toMatch(/O_DIRECT/)
+      expect(opens[0]).toMatch(/O_DSYNC/)
+      expect(traced.some(l => l.includes('rename(') && l.includes(file)), `rename to ${file}`).toBe(false)
+      expect(synced).not.toContain(file)
+      expect(before.has(dirname(file)), `fsync of dir ${dirname(file)}`).toBe(true)
+    }
   })
 
   itOnTmpfs('a full disk gives ERR_DISK_FULL and leaves no half-written block', '256k', import.meta.filename, async (mnt) => {

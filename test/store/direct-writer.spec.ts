@@ -54,6 +54,47 @@ describe('direct block writes', () => {
     }
   })
 
+  it('writes a block in place under its own name: an existing file is EEXIST and left alone, and putNew says it was there', async () => {
+    const writer = createDirectWriter()
+    const first = randomBytes(300_000)
+    expect(await writer.write(join(dir, 'a'), [first], first.byteLength)).toBe(true)
+    const err = await writer.write(join(dir, 'a'), [randomBytes(300_000)], 300_000).catch((e: unknown) => e)
+    expect(err).toHaveProperty('code', 'EEXIST')
+    await expectWritten(writer, dir, { a: first })
+
+    const store = createBlockstore({ path: join(dir, 'blocks') })
+    await store.open()
+    try {
+      const big = await block(randomBytes(1024 * 1024))
+      expect(await store.putNew(big.cid, big.bytes)).toBe(true)
+      expect(await store.putNew(big.cid, big.bytes)).toBe(false)
+      expect(store.directWrites).toBe(1)
+      expect(store.stat()).toEqual({ blocks: 1, bytes: 1024 * 1024 })
+      // no temporary file was made, or left
+      const names = await fs.readdir(join(dir, 'blocks'), { recursive: true })
+      expect(names.filter(n => n.endsWith('.tmp'))).toEqual([])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('has, size and get issued while a block is being written in place wait for it and see it whole', async () => {
+    const store = createBlockstore({ path: join(dir, 'blocks') })
+    await store.open()
+    try {
+      const big = await block(randomBytes(1024 * 1024))
+      const putting = store.put(big.cid, big.bytes)
+      const [has, size, bytes] = await Promise.all([store.has(big.cid), store.size(big.cid), all(store.get(big.cid))])
+      await putting
+      expect(store.directWrites).toBe(1)
+      expect(has).toBe(true)
+      expect(size).toBe(big.bytes.byteLength)
+      expect(Buffer.concat(bytes).equals(big.bytes)).toBe(true)
+    } finally {
+      await store.close()
+    }
+  })
+
   it('writes nothing directly when turned off', async () => {
     const store = createBlockstore({ path: join(dir, 'blocks'), directWrites: false })
     await store.open()
