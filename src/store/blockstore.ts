@@ -8,7 +8,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { QuotaExceededError, StoreClosedError } from './errors.ts'
 import { createDirectReader } from './direct-reader.ts'
 import { createDirectWriter } from './direct-writer.ts'
-import { atomicWriteFile, errnoCode, fsyncPath, mapFsError, mapLevelError, mapLimit } from './fs-util.ts'
+import { atomicWriteFile, errnoCode, exists, fsyncPath, mapFsError, mapLevelError, mapLimit } from './fs-util.ts'
 import type { BufferPool } from './buffer-pool.ts'
 import type { DirectReader } from './direct-reader.ts'
 import type { DirectWriter } from './direct-writer.ts'
@@ -91,15 +91,6 @@ function shardOf (key: string): string {
 }
 
 function noop (): void {}
-
-async function exists (file: string): Promise<boolean> {
-  try {
-    await fs.access(file)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** A block's parts as given: an importer's leaf is the list of upload chunks it was cut from, written with one writev. */
 async function collect (bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {

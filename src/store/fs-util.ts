@@ -26,6 +26,16 @@ export function mapLevelError (err: unknown, path: string): unknown {
 }
 
 /** fsync a file or directory by path (Linux allows fsync on a read-only descriptor, also for directories). */
+/** Whether `path` exists (anything `access` can see). */
+export async function exists (path: string): Promise<boolean> {
+  try {
+    await fs.access(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
 export async function fsyncPath (path: string): Promise<void> {
   const fh = await fs.open(path, 'r')
   try {

@@ -9,7 +9,7 @@ import { Level } from 'level'
 import { createBlockstore } from './blockstore.ts'
 import { defaultConfig, parseBytes, parseConfig } from './config.ts'
 import { ConfigInvalidError, RepoCorruptError, RepoExistsError, RepoLockedError, RepoNotFoundError, RepoVersionError } from './errors.ts'
-import { atomicWriteFile, errnoCode, mapFsError } from './fs-util.ts'
+import { atomicWriteFile, errnoCode, exists, mapFsError } from './fs-util.ts'
 import { createLeases } from './leases.ts'
 import type { FlatBlockstore, BlockstoreMeta } from './blockstore.ts'
 import type { ImportProfile, PinboxConfig } from './config.ts'
@@ -72,15 +72,6 @@ export interface Repo {
   blockstore: FlatBlockstore
   leases: BlockLeases
   close(): Promise<void>
-}
-
-async function exists (path: string): Promise<boolean> {
-  try {
-    await fs.access(path)
-    return true
-  } catch {
-    return false
-  }
 }
 
 async function readIdentity (path: string): Promise<PrivateKey> {
