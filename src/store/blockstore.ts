@@ -407,8 +407,8 @@ class FlatfsBlockstore implements FlatBlockstore {
     let size = 0
     for (const part of data) size += part.byteLength
     // past the quota only a block already stored may "succeed", so that is checked first
-    let direct = size >= DIRECT_MIN_BYTES && this.direct?.enabled === true && this.fits(size)
-    if (!direct) {
+    const writer = size >= DIRECT_MIN_BYTES && this.direct?.enabled === true && this.fits(size) ? this.direct : undefined
+    if (writer == null) {
       if (await exists(file)) return false
       if (!this.fits(size)) {
         throw new QuotaExceededError(`storing ${size} more bytes would exceed the storage quota of ${this.maxBytes} bytes (${this.bytes} used)`)
@@ -419,9 +419,10 @@ class FlatfsBlockstore implements FlatBlockstore {
     try {
       await this.ensureDirtyMarker()
       const dir = await this.ensureShard(shardOf(key))
-      if (direct) {
+      let direct = false
+      if (writer != null) {
         try {
-          direct = await (this.direct as DirectWriter).write(file, data, size)
+          direct = await writer.write(file, data, size)
         } catch (err) {
           if (errnoCode(err) === 'EEXIST') return false
           throw mapFsError(err, file)
