@@ -16,8 +16,8 @@ import type { BufferPool } from './buffer-pool.ts'
  *
  * O_DIRECT wants memory, offsets and lengths aligned to the device's block, so the block is
  * copied into a 4 KiB-aligned slot (src/store/aligned-slots.ts; a memcpy, ~0.1 s per GiB) and
- * written padded to 4 KiB, then truncated to its size. Where O_DIRECT is refused (tmpfs, some network file systems) the
- * writer says so once and the caller keeps writing through the page cache.
+ * written padded to 4 KiB, then truncated to its size. Where O_DIRECT is refused (tmpfs, some
+ * network file systems) the writer says so once and the caller keeps writing through the page cache.
  */
 export interface DirectWriter extends BufferPool {
   /**
