@@ -57,7 +57,7 @@ const RUNS = Math.max(1, Number(flags.runs ?? (quick ? 1 : 3)))
 /**
  * The 256 MiB figure gets more rounds than the 10,000 files: on the 2-core bench machine the raw
  * stream alone swung from 297 to 617 MB/s within one run, and two pairs running the same code
- * differed by 5 % over 7 rounds. Each extra round costs about a minute (mostly the 40 s settle).
+ * differed by 5 % over 7 rounds. Each extra round costs about 80 s (mostly the 65 s settle).
  */
 const BIG_RUNS = Math.max(1, Number(flags['big-runs'] ?? (quick ? 1 : Math.max(RUNS, 5))))
 const SIZE = quick ? { bigMiB: 32, files: 500 } : { bigMiB: 256, files: 10_000 }
@@ -72,13 +72,18 @@ const PIN_CONCURRENCY = 4
 const STATUS_CONCURRENCY = 8
 /**
  * Wait after each round's cleanup (unpin + GC) before the next measured run. On an ext4 without a
- * journal (this machine's root) the kernel will not reuse an inode within ~30 s of its deletion
- * and checks every free inode it passes for that on each file creation: right after a cleanup,
- * that scan was ~9 % of a 256 MiB replication's CPU samples (perf), a cost of the harness's own
- * deletions, not of replicating. Measured with it: 266-301 against 186-253 MB/s and 5.96 against
- * 8.34 CPU-s per GB; the raw stream creates no files and is unaffected.
+ * journal (this machine's root) the kernel will not reuse an inode deleted less than 60 s ago
+ * (300 s while its inode table block is still dirty; fs/ext4/ialloc.c, RECENTCY_MIN and
+ * RECENTCY_DIRTY) and checks every such inode it passes on each file creation: right after a
+ * cleanup, that scan was ~9 % of a 256 MiB replication's CPU samples (perf), a cost of the
+ * harness's own deletions, not of replicating. Measured with a 40 s wait: 266-301 against 186-253
+ * MB/s and 5.96 against 8.34 CPU-s per GB. 40 s was still inside the 60 s: in one of two
+ * replications after it the receiver's file creations took 98 perf samples (the scan) against 14;
+ * after 65 s, 16-19 in each of three. Writeback cleans the blocks ~35 s after the deletion
+ * (dirty_expire_centisecs 3000 + the 5 s flusher period), so 65 s clears both. The raw stream
+ * creates no files and is unaffected.
  */
-const SETTLE_MS = quick ? 0 : 40_000
+const SETTLE_MS = quick ? 0 : 65_000
 const PARTS = ['big', 'many'] as const
 const only = new Set((flags.only ?? PARTS.join(',')).split(',').map(s => s.trim()).filter(Boolean))
 const TMP = join(ROOT, 'bench', 'tmp', quick ? 'replication-quick' : 'replication')
