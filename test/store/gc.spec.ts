@@ -82,6 +82,28 @@ describe('gc', () => {
     expect(await store.has(leased!.cid)).toBe(false)
   })
 
+  it('ends a run that removed blocks with a sync pass: the deletions are durable and the store is clean when it resolves', async () => {
+    const blocks = await Promise.all(Array.from({ length: 40 }, async (_, i) => await block(`sync ${i}`)))
+    for (const b of blocks) await store.put(b.cid, b.bytes)
+    await store.sync()
+    const marker = join(tmp, 'blocks', '.meta-dirty')
+    await expect(fs.access(marker)).rejects.toThrow()
+    let syncs = 0
+    const sync = store.sync.bind(store)
+    const gc = createGc({
+      blockstore: { cids: store.cids.bind(store), delete: store.delete.bind(store), remove: store.remove.bind(store), sync: async (options) => { syncs++; await sync(options) } },
+      leases,
+      reachable: async function * () { yield (blocks[0] as { cid: CID }).cid }
+    })
+    expect((await gc.run()).removed).toBe(39)
+    expect(syncs).toBe(1)
+    // the deletes set the crash-recovery marker; the sync pass that fsynced their directories cleared it
+    await expect(fs.access(marker)).rejects.toThrow()
+    // nothing removed, nothing to sync
+    expect((await gc.run()).removed).toBe(0)
+    expect(syncs).toBe(1)
+  })
+
   it('runs one GC at a time: a second caller shares the run in progress', async () => {
     for (let i = 0; i < 50; i++) {
       const b = await block(`g${i}`)
