@@ -48,6 +48,7 @@ describe('DAG transfer between real libp2p peers', () => {
   // H holds (its DAG server counts what it hands the stream); R receives; F serves hand-made CARs
   let H: Peer, R: Peer, F: Peer
   let handedToStream = 0
+  let sendCalls = 0
 
   beforeAll(async () => {
     const make = async (): Promise<Peer> => await trackedPeer(peers, dirs)
@@ -59,6 +60,7 @@ describe('DAG transfer between real libp2p peers', () => {
           const send = stream.send.bind(stream)
           stream.send = (data) => {
             handedToStream += data.byteLength
+            sendCalls++
             return send(data)
           }
           await handler(stream, connection)
@@ -118,9 +120,13 @@ describe('DAG transfer between real libp2p peers', () => {
     expect(slots).toBeDefined()
     const directBefore = (R.repo.blockstore as unknown as { directWrites: number }).directWrites
     const lease = R.repo.leases.open()
+    sendCalls = 0
     const result = await fetchDag({ libp2p: R.libp2p, blockstore: R.repo.blockstore, buffers: slots }, H.libp2p.peerId, { roots: [root], maxBytes: size + MIB, lease })
     lease.close()
     expect(result.blocks).toBe(25)
+    // the holder sent each leaf in one send with its section's prefix (and the header and root
+    // section with the first): one muxer frame per block, not a tiny one for the prefix besides
+    expect(sendCalls).toBe(24)
     // the 1 MiB leaves were written directly, and read back they hash to their CIDs
     expect((R.repo.blockstore as unknown as { directWrites: number }).directWrites - directBefore).toBe(24)
     for (const { cid } of result.dags[0]!.blocks) {
