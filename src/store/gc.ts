@@ -58,8 +58,8 @@ const WAIT_STEP_MS = 10
  * A run that removed blocks ends with a sync pass of the store, so its deletions are durable when
  * it resolves and the store is clean again (no crash-recovery marker left set). Without it the
  * directories the sweep touched waited for the next writer's sync: a 256 MiB replica fetched after
- * a GC of the previous one fsynced 440 directories instead of the 228 its own blocks went to
- * (strace, bench/replication.ts), the GC's share of them inside the transfer.
+ * a GC of the previous one made 440 directory fsyncs, for the 228 directories its own blocks went
+ * to (strace, bench/replication.ts); 250 with this.
  */
 export function createGc (components: GcComponents, init: GcInit = {}): Gc {
   const { blockstore, leases, reachable } = components
