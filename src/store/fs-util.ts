@@ -25,7 +25,6 @@ export function mapLevelError (err: unknown, path: string): unknown {
   return err
 }
 
-/** fsync a file or directory by path (Linux allows fsync on a read-only descriptor, also for directories). */
 /** Whether `path` exists (anything `access` can see). */
 export async function exists (path: string): Promise<boolean> {
   try {
@@ -36,6 +35,7 @@ export async function exists (path: string): Promise<boolean> {
   }
 }
 
+/** fsync a file or directory by path (Linux allows fsync on a read-only descriptor, also for directories). */
 export async function fsyncPath (path: string): Promise<void> {
   const fh = await fs.open(path, 'r')
   try {
