@@ -228,11 +228,7 @@ class FlatfsBlockstore implements FlatBlockstore {
 
   private async doOpen (): Promise<void> {
     await fs.mkdir(this.path, { recursive: true })
-    try {
-      await fs.access(join(this.path, 'SHARDING'))
-    } catch {
-      await atomicWriteFile(join(this.path, 'SHARDING'), SHARDING)
-    }
+    if (!await exists(join(this.path, 'SHARDING'))) await atomicWriteFile(join(this.path, 'SHARDING'), SHARDING)
     const dirty = await this.meta.get('dirty')
     const statText = await this.meta.get('stat')
     const stored: StoredStat | undefined = statText == null ? undefined : JSON.parse(statText)
@@ -520,12 +516,7 @@ class FlatfsBlockstore implements FlatBlockstore {
     this.assertOpen()
     const key = multihashKey(cid)
     await this.settled(key)
-    try {
-      await fs.access(this.fileOf(key))
-      return true
-    } catch {
-      return false
-    }
+    return await exists(this.fileOf(key))
   }
 
   async size (cid: CID, _options?: AbortOptions): Promise<number | undefined> {
