@@ -220,8 +220,12 @@ const MAX_CID_BYTES = 512
 /**
  * Block bytes written between two sync passes started during the transfer. The caller's pin syncs
  * every block before its record is written; started as the blocks land, those passes leave it only
- * the last few files. Measured on two members, 256 MiB: the pin's sync took 28 ms after the last
- * block, ~3 % of the transfer, while the transfer itself left a core partly idle.
+ * the last few. Measured on two members, 256 MiB, when the passes still fsynced every block file:
+ * without them the pin's sync took 28 ms after the last block, ~3 % of the transfer, while the
+ * transfer itself left a core partly idle. Big blocks are now durable as written (O_DSYNC,
+ * src/store/direct-writer.ts), so a pass has their directories left: a 256 MiB fetch made 250
+ * directory fsyncs for 226 directories (strace), a directory touched again after its pass synced
+ * twice. Not re-measured without the passes since.
  */
 const SYNC_EVERY_BYTES = 32 * 1024 * 1024
 
